@@ -1,0 +1,49 @@
+//! Building an `.aot` file: transform, then precompile for every requested target.
+
+use crate::config::{engine_config, EngineOptions, Target};
+use crate::container::{module_hash, AotFile, Artifact};
+use crate::transform::{instrument, Policy, TransformError};
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The transform refused the module.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// Cranelift could not compile for a target.
+    #[error("compiling for {0} failed: {1:#}")]
+    Compile(Target, wasmtime::Error),
+}
+
+/// Instruments `wasm` and precompiles it for `targets`.
+pub fn build(
+    wasm: &[u8],
+    policy: &Policy,
+    targets: &[Target],
+    engine: &EngineOptions,
+) -> Result<AotFile, BuildError> {
+    let out = instrument(wasm, policy)?;
+    let mut artifacts = Vec::new();
+    for t in targets {
+        let bytes = precompile(&out.wasm, *t, engine).map_err(|e| BuildError::Compile(*t, e))?;
+        artifacts.push(Artifact { target: *t, bytes });
+    }
+    Ok(AotFile {
+        producer: format!("mvvm-aot {}", env!("CARGO_PKG_VERSION")),
+        module_hash: module_hash(&out.wasm),
+        wasm: out.wasm,
+        info: out.info,
+        engine: engine.clone(),
+        artifacts,
+    })
+}
+
+/// Precompiles `wasm` for `target` with the shared configuration.
+pub fn precompile(
+    wasm: &[u8],
+    target: Target,
+    engine: &EngineOptions,
+) -> wasmtime::Result<Vec<u8>> {
+    let e = wasmtime::Engine::new(&engine_config(target, engine)?)?;
+    e.precompile_module(wasm)
+}

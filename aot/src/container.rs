@@ -1,0 +1,150 @@
+//! The `.aot` container: the instrumented module, its site table, and one precompiled wasmtime
+//! artifact per target. The byte layout is documented in `aot/FORMAT.md`.
+
+use crate::config::{EngineOptions, Target};
+use crate::transform::ModuleInfo;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// First eight bytes of every `.aot` file.
+pub const MAGIC: [u8; 8] = *b"MVVMAOT\0";
+/// The container version this build writes and reads.
+pub const VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+
+/// One precompiled artifact.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The target it was compiled for.
+    pub target: Target,
+    /// `wasmtime::Engine::precompile_module` output.
+    pub bytes: Vec<u8>,
+}
+
+/// The decoded contents of an `.aot` file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AotFile {
+    /// The mvvm version that wrote it.
+    pub producer: String,
+    /// SHA-256 of [`AotFile::wasm`]; images record it to refuse a mismatched module.
+    pub module_hash: [u8; 32],
+    /// The instrumented module (compiled on the fly for a target without an artifact).
+    pub wasm: Vec<u8>,
+    /// Site table, function names, policy.
+    pub info: ModuleInfo,
+    /// Settings every artifact was compiled with.
+    pub engine: EngineOptions,
+    /// Precompiled artifacts.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Why an `.aot` file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// Shorter than its header says.
+    #[error("{0} is truncated ({1} of {2} bytes); rebuild it with mvvm-aot")]
+    Truncated(String, usize, usize),
+    /// Wrong magic.
+    #[error(
+        "{0} is not an mvvm .aot file (bad magic); build one with `mvvm-aot -o APP.aot APP.wasm`"
+    )]
+    BadMagic(String),
+    /// Another container version.
+    #[error(
+        "{0} is .aot version {1}, this mvvm reads version {VERSION}; rebuild it with this mvvm-aot"
+    )]
+    Version(String, u32),
+    /// Checksum mismatch.
+    #[error("{0} is damaged (checksum mismatch); rebuild it with mvvm-aot")]
+    Checksum(String),
+    /// Body does not decode.
+    #[error("{0} is damaged ({1}); rebuild it with mvvm-aot")]
+    Decode(String, String),
+    /// I/O.
+    #[error("cannot read {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// SHA-256 of a module.
+pub fn module_hash(wasm: &[u8]) -> [u8; 32] {
+    Sha256::digest(wasm).into()
+}
+
+impl AotFile {
+    /// Encodes to bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("in-memory serialization of plain data cannot fail");
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes bytes; `name` is used in error messages.
+    pub fn decode(name: &str, bytes: &[u8]) -> Result<AotFile, ContainerError> {
+        if bytes.len() < 8 || bytes[..8] != MAGIC {
+            return Err(ContainerError::BadMagic(name.into()));
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(ContainerError::Truncated(
+                name.into(),
+                bytes.len(),
+                HEADER_LEN,
+            ));
+        }
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let version = word(8);
+        if version != VERSION {
+            return Err(ContainerError::Version(name.into(), version));
+        }
+        let mut len8 = [0u8; 8];
+        len8.copy_from_slice(&bytes[12..20]);
+        let len = u64::from_le_bytes(len8);
+        let crc = word(20);
+        let total = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(HEADER_LEN))
+            .ok_or_else(|| ContainerError::Decode(name.into(), "absurd length".into()))?;
+        if bytes.len() < total {
+            return Err(ContainerError::Truncated(name.into(), bytes.len(), total));
+        }
+        let body = &bytes[HEADER_LEN..total];
+        if crc32fast::hash(body) != crc {
+            return Err(ContainerError::Checksum(name.into()));
+        }
+        let (file, _): (AotFile, usize) =
+            bincode::serde::decode_from_slice(body, bincode::config::standard())
+                .map_err(|e| ContainerError::Decode(name.into(), e.to_string()))?;
+        if module_hash(&file.wasm) != file.module_hash {
+            return Err(ContainerError::Checksum(name.into()));
+        }
+        Ok(file)
+    }
+
+    /// Reads and decodes a file.
+    pub fn read(path: &Path) -> Result<AotFile, ContainerError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| ContainerError::Io(name.clone(), e))?;
+        AotFile::decode(&name, &bytes)
+    }
+
+    /// The artifact for `target`, if present.
+    pub fn artifact(&self, target: Target) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.target == target)
+    }
+
+    /// The module hash as lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        self.module_hash
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}

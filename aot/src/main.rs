@@ -1,0 +1,130 @@
+//! `mvvm-aot`: instrument a wasm module with checkpoint sites and precompile it for every ISA.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use mvvm_aot::build::{build, BuildError};
+use mvvm_aot::fsutil::atomic_write;
+use mvvm_aot::{EngineOptions, Policy, Target};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Instrument a WebAssembly module with checkpoint sites and precompile it for x86_64, aarch64 and
+/// pulley64 into one `.aot` file that `mvvm run`, `mvvm checkpoint` and `mvvm restore` load.
+///
+/// Sites are where a running program can be stopped and written out. Every call to an imported
+/// function is always a site (so a program about to block in WASI can be checkpointed). The flags
+/// add more; they combine. With no policy flag, --enable-counter-loop-checkpoint is used.
+///
+/// Example: mvvm-aot --enable-checkpoint --enable-counter-loop-checkpoint --threshold-bits 4 -o app.aot app.wasm
+#[derive(Parser, Debug)]
+#[command(name = "mvvm-aot", version, verbatim_doc_comment)]
+struct Cli {
+    /// A site at every function entry (serves `mvvm checkpoint -f FUNC -x N`).
+    #[arg(long)]
+    enable_checkpoint: bool,
+    /// A site at every loop header, checked on every iteration.
+    #[arg(long)]
+    enable_loop_checkpoint: bool,
+    /// A site at every loop header that polls the runtime every 2^K iterations (cheap; the default).
+    #[arg(long)]
+    enable_counter_loop_checkpoint: bool,
+    /// K for the counter-loop policy: poll every 2^K loop iterations (0..=30).
+    #[arg(long, value_name = "K", default_value_t = 16, value_parser = clap::value_parser!(u8).range(0..=30))]
+    threshold_bits: u8,
+    /// Do not instrument: the uninstrumented baseline with the same exports and engine settings.
+    #[arg(long, conflicts_with_all = ["enable_checkpoint", "enable_loop_checkpoint", "enable_counter_loop_checkpoint"])]
+    plain: bool,
+    /// Target to precompile for (repeatable): x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu,
+    /// pulley64 (short names x86_64, aarch64 work too). Default: all three.
+    #[arg(long = "target", value_name = "TRIPLE")]
+    targets: Vec<String>,
+    /// Cranelift optimisation level: 0 (none), 1 or 2 (speed), 3 (speed and size).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    opt_level: u8,
+    /// Also write the instrumented module as plain wasm to this path (for inspection).
+    #[arg(long, value_name = "FILE")]
+    emit_wasm: Option<PathBuf>,
+    /// Output `.aot` file.
+    #[arg(short = 'o', long = "output", value_name = "OUT.aot")]
+    output: PathBuf,
+    /// Input module: `.wasm` binary or `.wat` text.
+    #[arg(value_name = "IN.wasm|IN.wat")]
+    input: PathBuf,
+}
+
+fn main() -> ExitCode {
+    mvvm_aot::logging::init();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mvvm-aot: error: {e:#}");
+            // Input the transform refuses exits 2; everything else (I/O) exits 1.
+            let input_error = e
+                .downcast_ref::<BuildError>()
+                .is_some_and(|b| matches!(b, BuildError::Transform(_)));
+            ExitCode::from(if input_error { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let mut targets = Vec::new();
+    for t in &cli.targets {
+        let target = Target::parse(t).with_context(|| {
+            format!("unknown target {t:?}; use x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu or pulley64")
+        })?;
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    if targets.is_empty() {
+        targets = Target::ALL.to_vec();
+    }
+    let policy = if cli.plain {
+        Policy::plain()
+    } else {
+        let none = !cli.enable_checkpoint
+            && !cli.enable_loop_checkpoint
+            && !cli.enable_counter_loop_checkpoint;
+        Policy {
+            function_entry: cli.enable_checkpoint,
+            loop_header: cli.enable_loop_checkpoint,
+            counter_loop: cli.enable_counter_loop_checkpoint || none,
+            threshold_bits: cli.threshold_bits,
+            instrument: true,
+        }
+    };
+    let bytes = std::fs::read(&cli.input)
+        .with_context(|| format!("cannot read input {}", cli.input.display()))?;
+    let wasm = mvvm_aot::transform::parse_input(&bytes)
+        .map_err(BuildError::Transform)
+        .with_context(|| format!("{}", cli.input.display()))?;
+    let engine = EngineOptions {
+        opt_level: cli.opt_level,
+        fuel: false,
+    };
+    let aot = build(&wasm, &policy, &targets, &engine)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{}", cli.input.display()))?;
+    if let Some(p) = &cli.emit_wasm {
+        atomic_write(p, &aot.wasm).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    atomic_write(&cli.output, &aot.encode())
+        .with_context(|| format!("cannot write {}", cli.output.display()))?;
+    let instrumented = aot.info.functions.iter().filter(|f| f.instrumented).count();
+    spdlog::info!(
+        "{}: policy {}, {} sites, {}/{} functions instrumented, targets {}",
+        cli.output.display(),
+        policy.describe(),
+        aot.info.sites.len(),
+        instrumented,
+        aot.info.functions.len(),
+        targets
+            .iter()
+            .map(|t| t.triple())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}

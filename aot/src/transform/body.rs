@@ -1,0 +1,1012 @@
+//! Rewriting one function body so that it can unwind into the host and rewind from it.
+//!
+//! The scheme (see `aot/FORMAT.md`, "How a function is instrumented"):
+//!
+//! * **Resume points** are the places a rewind must be able to jump to: calls that may unwind,
+//!   synthetic *poll sites* (function entry, loop headers, before import calls), and every control
+//!   construct that contains a resume point.
+//! * At a resume point, the operand stack of the current frame holds the point's own operands (call
+//!   arguments, block parameters) on top of values that stay live across it. Those values are spilled
+//!   to locals before the point and reloaded after it, so that when a site unwinds, *all* live state of
+//!   the function is in locals. In Cranelift, locals are SSA values: the spills cost no memory traffic.
+//! * A sequence containing resume points `P1 < … < Pm` is wrapped in blocks `E1 ⊂ … ⊂ Em`, each
+//!   starting at the sequence start and ending right before `Pk`. A dispatch at the start of the
+//!   sequence (taken only while rewinding) pushes `Pk`'s operands and branches to the end of `Ek`.
+//!   That is how a rewind enters nested blocks, loops and ifs without flattening the function.
+//! * After a site call, `global.get $state; if` branches to one shared unwind handler that records the
+//!   site in `$rsite` and saves every local through host calls. The prologue reloads them while
+//!   rewinding, and `$rsite != 0` drives the dispatches.
+
+use super::{BlockTypes, ModCtx, SiteInfo, SiteKind, TransformError};
+use crate::abi::{HostFunc, SlotType, State};
+use std::collections::HashMap;
+use wasm_encoder::reencode::Reencode;
+use wasm_encoder::{BlockType as EBlockType, Instruction};
+use wasmparser::{
+    BlockType, FuncValidator, FunctionBody, Operator, ValType, ValidatorResources,
+    WasmModuleResources,
+};
+
+/// How a call resume point calls.
+#[derive(Clone, Copy)]
+enum CallHow {
+    Direct(u32),
+    Indirect { type_index: u32, table: u32 },
+}
+
+struct CallNode {
+    how: CallHow,
+    /// `return_call*` rewritten into call + return (the callee may unwind).
+    tail: bool,
+    site: u32,
+    below: Vec<ValType>,
+    args: Vec<ValType>,
+    results: Vec<ValType>,
+}
+
+struct PollNode {
+    site: u32,
+    counted: bool,
+    stack: Vec<ValType>,
+}
+
+struct Construct<'a> {
+    op: Operator<'a>,
+    params: Vec<ValType>,
+    results: Vec<ValType>,
+    below: Vec<ValType>,
+    body: Vec<Node<'a>>,
+    else_body: Option<Vec<Node<'a>>>,
+    /// Site ids in `[then_lo, else_lo)` are in the body, `[else_lo, hi)` in the else arm.
+    then_lo: u32,
+    else_lo: u32,
+    hi: u32,
+}
+
+impl Construct<'_> {
+    fn resumes(&self) -> bool {
+        self.hi > self.then_lo
+    }
+    fn is_if(&self) -> bool {
+        matches!(self.op, Operator::If { .. })
+    }
+    /// Operands the construct consumes: its parameters, plus the condition of an `if`.
+    fn operands(&self) -> Vec<ValType> {
+        let mut v = self.params.clone();
+        if self.is_if() {
+            v.push(ValType::I32);
+        }
+        v
+    }
+}
+
+enum Node<'a> {
+    Op(Operator<'a>),
+    Call(CallNode),
+    Poll(PollNode),
+    Construct(Box<Construct<'a>>),
+}
+
+impl Node<'_> {
+    fn resumes(&self) -> bool {
+        match self {
+            Node::Op(_) => false,
+            Node::Call(_) | Node::Poll(_) => true,
+            Node::Construct(c) => c.resumes(),
+        }
+    }
+}
+
+/// A construct being built.
+struct Open<'a> {
+    op: Operator<'a>,
+    params: Vec<ValType>,
+    results: Vec<ValType>,
+    below: Vec<ValType>,
+    dead: bool,
+    then_lo: u32,
+    body: Vec<Node<'a>>,
+    else_lo: Option<u32>,
+    then_body: Option<Vec<Node<'a>>>,
+}
+
+/// Rewrites one defined function. `func` is its index in the original function index space.
+pub(super) fn rewrite(
+    ctx: &ModCtx,
+    block_types: &mut BlockTypes,
+    sites: &mut Vec<SiteInfo>,
+    func: u32,
+    body: &FunctionBody<'_>,
+    mut validator: FuncValidator<ValidatorResources>,
+) -> Result<wasm_encoder::Function, TransformError> {
+    let ty = ctx.func_type(func);
+    let mut locals: Vec<ValType> = ty.params().to_vec();
+    let mut reader = body.get_locals_reader()?;
+    for _ in 0..reader.get_count() {
+        let offset = reader.original_position();
+        let (count, t) = reader.read()?;
+        validator.define_locals(offset, count, t)?;
+        for _ in 0..count {
+            locals.push(t);
+        }
+    }
+    let tree = build_tree(ctx, sites, func, body, &mut validator)?;
+
+    let mut em = Emitter {
+        ctx,
+        block_types,
+        out: Vec::new(),
+        labels: vec![Label::Orig],
+        locals,
+        rsite: 0,
+        cidx: None,
+        tmp_i32: None,
+        scratch: HashMap::new(),
+        spill: HashMap::new(),
+        spill_used: HashMap::new(),
+        unwind_label: 0,
+    };
+    em.rsite = em.new_local(ValType::I32);
+    em.unwind_label = em.open(EBlockType::Empty, Label::Synth);
+    em.emit_seq(&tree, &[])?;
+    em.out.push(Instruction::Return);
+    em.close(em.unwind_label);
+    let body_code = std::mem::take(&mut em.out);
+
+    // The shared unwind handler: record the frame, then return placeholder results.
+    let mut handler = vec![
+        Instruction::I32Const(func as i32),
+        Instruction::LocalGet(em.rsite),
+        Instruction::Call(ctx.host(HostFunc::SaveFrame)),
+    ];
+    let mut prologue = vec![
+        Instruction::GlobalGet(ctx.state_global),
+        Instruction::I32Const(State::Rewinding as i32),
+        Instruction::I32Eq,
+        Instruction::If(EBlockType::Empty),
+        Instruction::I32Const(func as i32),
+        Instruction::Call(ctx.host(HostFunc::RestoreFrame)),
+        // Non-zero: this function's frame was replaced by a tail call; `$rsite` selects the tail
+        // site to re-issue. Zero: reload every local (including `$rsite`).
+        Instruction::LocalTee(em.rsite),
+        Instruction::I32Eqz,
+        Instruction::If(EBlockType::Empty),
+    ];
+    for (i, t) in em.locals.iter().enumerate() {
+        let slot = slot_type(*t)?;
+        handler.push(Instruction::LocalGet(i as u32));
+        match slot {
+            SlotType::F32 => handler.push(Instruction::I32ReinterpretF32),
+            SlotType::F64 => handler.push(Instruction::I64ReinterpretF64),
+            _ => {}
+        }
+        handler.push(Instruction::Call(ctx.host(HostFunc::save(slot))));
+        prologue.push(Instruction::Call(ctx.host(HostFunc::restore(slot))));
+        match slot {
+            SlotType::F32 => prologue.push(Instruction::F32ReinterpretI32),
+            SlotType::F64 => prologue.push(Instruction::F64ReinterpretI64),
+            _ => {}
+        }
+        prologue.push(Instruction::LocalSet(i as u32));
+    }
+    prologue.push(Instruction::End);
+    prologue.push(Instruction::End);
+    for t in ty.results() {
+        handler.push(dummy(*t)?);
+    }
+    handler.push(Instruction::End);
+
+    let declared = &em.locals[ty.params().len()..];
+    let mut groups: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
+    let mut re = ctx.reencoder();
+    for t in declared {
+        let et = re.val_type(*t).map_err(TransformError::reencode)?;
+        match groups.last_mut() {
+            Some((n, last)) if *last == et => *n += 1,
+            _ => groups.push((1, et)),
+        }
+    }
+    let mut f = wasm_encoder::Function::new(groups);
+    for i in prologue
+        .iter()
+        .chain(body_code.iter())
+        .chain(handler.iter())
+    {
+        f.instruction(i);
+    }
+    Ok(f)
+}
+
+fn frame_stack(v: &FuncValidator<ValidatorResources>) -> Option<Vec<ValType>> {
+    let frame = v.get_control_frame(0)?;
+    if frame.unreachable {
+        return None;
+    }
+    let n = (v.operand_stack_height() as usize).checked_sub(frame.height)?;
+    (0..n)
+        .rev()
+        .map(|d| v.get_operand_type(d).flatten())
+        .collect()
+}
+
+fn block_sig(
+    v: &FuncValidator<ValidatorResources>,
+    bt: BlockType,
+) -> Result<(Vec<ValType>, Vec<ValType>), TransformError> {
+    Ok(match bt {
+        BlockType::Empty => (vec![], vec![]),
+        BlockType::Type(t) => (vec![], vec![t]),
+        BlockType::FuncType(idx) => {
+            let ft = v
+                .resources()
+                .sub_type_at(idx)
+                .and_then(|s| match &s.composite_type.inner {
+                    wasmparser::CompositeInnerType::Func(f) => Some(f),
+                    _ => None,
+                })
+                .ok_or(TransformError::Internal(
+                    "block type is not a function type",
+                ))?;
+            (ft.params().to_vec(), ft.results().to_vec())
+        }
+    })
+}
+
+fn split_below(stack: Vec<ValType>, operands: usize) -> Option<Vec<ValType>> {
+    let n = stack.len().checked_sub(operands)?;
+    Some(stack[..n].to_vec())
+}
+
+/// Parses the body into a tree of constructs, validating as it goes and recording, at each resume
+/// point, the operand types the validator knows there.
+fn build_tree<'a>(
+    ctx: &ModCtx,
+    sites: &mut Vec<SiteInfo>,
+    func: u32,
+    body: &FunctionBody<'a>,
+    v: &mut FuncValidator<ValidatorResources>,
+) -> Result<Vec<Node<'a>>, TransformError> {
+    let policy = &ctx.policy;
+    let new_site = |sites: &mut Vec<SiteInfo>, kind: SiteKind| -> u32 {
+        sites.push(SiteInfo { func, kind });
+        (sites.len() - 1) as u32
+    };
+    let mut stack: Vec<Open<'a>> = Vec::new();
+    let mut cur: Vec<Node<'a>> = Vec::new();
+    if policy.function_entry {
+        let site = new_site(sites, SiteKind::Entry);
+        cur.push(Node::Poll(PollNode {
+            site,
+            counted: false,
+            stack: vec![],
+        }));
+    }
+    let mut reader = body.get_operators_reader()?;
+    while !reader.eof() {
+        let offset = reader.original_position();
+        let op = reader.read()?;
+        let dead = stack.last().is_some_and(|o| o.dead);
+        let live_stack = if dead { None } else { frame_stack(v) };
+        match &op {
+            Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty } => {
+                let (params, results) = block_sig(v, *blockty)?;
+                let operands = params.len() + usize::from(matches!(op, Operator::If { .. }));
+                let below = live_stack.clone().and_then(|s| split_below(s, operands));
+                let is_loop = matches!(op, Operator::Loop { .. });
+                v.op(offset, &op)?;
+                let then_lo = sites.len() as u32;
+                let mut open = Open {
+                    op: op.clone(),
+                    params: params.clone(),
+                    results,
+                    dead: below.is_none(),
+                    below: below.unwrap_or_default(),
+                    then_lo,
+                    body: Vec::new(),
+                    else_lo: None,
+                    then_body: None,
+                };
+                if is_loop && !open.dead && (policy.loop_header || policy.counter_loop) {
+                    let counted = policy.counter_loop;
+                    let site = new_site(sites, SiteKind::LoopHeader { counted });
+                    open.body.push(Node::Poll(PollNode {
+                        site,
+                        counted,
+                        stack: params,
+                    }));
+                }
+                stack.push(open);
+                continue;
+            }
+            Operator::Else => {
+                v.op(offset, &op)?;
+                let o = stack
+                    .last_mut()
+                    .ok_or(TransformError::Internal("else outside if"))?;
+                o.then_body = Some(std::mem::take(&mut o.body));
+                o.else_lo = Some(sites.len() as u32);
+                continue;
+            }
+            Operator::End => {
+                v.op(offset, &op)?;
+                match stack.pop() {
+                    None => break, // the function's own end
+                    Some(o) => {
+                        let hi = sites.len() as u32;
+                        let (body, else_body) = match o.then_body {
+                            Some(t) => (t, Some(o.body)),
+                            None => (o.body, None),
+                        };
+                        let c = Construct {
+                            op: o.op,
+                            params: o.params,
+                            results: o.results,
+                            below: o.below,
+                            body,
+                            else_body,
+                            then_lo: o.then_lo,
+                            else_lo: o.else_lo.unwrap_or(hi),
+                            hi,
+                        };
+                        let node = Node::Construct(Box::new(c));
+                        match stack.last_mut() {
+                            Some(p) => p.body.push(node),
+                            None => cur.push(node),
+                        }
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let target = match stack.last_mut() {
+            Some(p) => &mut p.body,
+            None => &mut cur,
+        };
+        let node = match (&op, live_stack) {
+            (
+                Operator::Call { function_index: f } | Operator::ReturnCall { function_index: f },
+                Some(st),
+            ) => {
+                let tail = matches!(op, Operator::ReturnCall { .. });
+                if *f < ctx.imported_funcs {
+                    // Import call: poll first, so a program about to block in WASI can be
+                    // checkpointed; the import itself is re-executed on restore.
+                    let site = new_site(sites, SiteKind::Import { func: *f });
+                    target.push(Node::Poll(PollNode {
+                        site,
+                        counted: false,
+                        stack: st,
+                    }));
+                    Node::Op(op.clone())
+                } else if ctx.may_unwind[*f as usize] {
+                    let ft = ctx.func_type(*f);
+                    let args = ft.params().to_vec();
+                    let below = split_below(st, args.len())
+                        .ok_or(TransformError::Internal("call operands"))?;
+                    let kind = if tail {
+                        SiteKind::TailCall { callee: *f }
+                    } else {
+                        SiteKind::Call { callee: *f }
+                    };
+                    let site = new_site(sites, kind);
+                    Node::Call(CallNode {
+                        how: CallHow::Direct(*f),
+                        tail,
+                        site,
+                        below,
+                        args,
+                        results: ft.results().to_vec(),
+                    })
+                } else {
+                    Node::Op(op.clone())
+                }
+            }
+            (
+                Operator::CallIndirect {
+                    type_index,
+                    table_index,
+                }
+                | Operator::ReturnCallIndirect {
+                    type_index,
+                    table_index,
+                },
+                Some(st),
+            ) if ctx.type_may_unwind(*type_index) => {
+                let tail = matches!(op, Operator::ReturnCallIndirect { .. });
+                let ft = ctx.type_at(*type_index);
+                let mut args = ft.params().to_vec();
+                args.push(ValType::I32);
+                let below = split_below(st, args.len())
+                    .ok_or(TransformError::Internal("call_indirect operands"))?;
+                let kind = if tail {
+                    SiteKind::TailCallIndirect {
+                        type_id: ctx.canonical[*type_index as usize],
+                        table: *table_index,
+                    }
+                } else {
+                    SiteKind::CallIndirect {
+                        type_index: *type_index,
+                    }
+                };
+                let site = new_site(sites, kind);
+                Node::Call(CallNode {
+                    how: CallHow::Indirect {
+                        type_index: *type_index,
+                        table: *table_index,
+                    },
+                    tail,
+                    site,
+                    below,
+                    args,
+                    results: ft.results().to_vec(),
+                })
+            }
+            _ => Node::Op(op.clone()),
+        };
+        v.op(offset, &op)?;
+        target.push(node);
+    }
+    Ok(cur)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Label {
+    /// A label of the original code: original branch depths count these.
+    Orig,
+    /// A label the transform added.
+    Synth,
+}
+
+struct Emitter<'c, 'b, 'a> {
+    ctx: &'c ModCtx,
+    block_types: &'b mut BlockTypes,
+    out: Vec<Instruction<'a>>,
+    labels: Vec<Label>,
+    locals: Vec<ValType>,
+    rsite: u32,
+    cidx: Option<u32>,
+    tmp_i32: Option<u32>,
+    /// Short-lived locals (never live across a resume point), by type and ordinal.
+    scratch: HashMap<(ValType, usize), u32>,
+    /// Locals holding values live across a resume point, by type and nesting ordinal.
+    spill: HashMap<(ValType, usize), u32>,
+    spill_used: HashMap<ValType, usize>,
+    unwind_label: usize,
+}
+
+/// One entry of a dispatch: rewinding to a site in `[lo, hi)` enters resume point `k`.
+struct Tramp {
+    k: usize,
+    lo: u32,
+    hi: u32,
+    cond: Option<i32>,
+}
+
+impl<'a> Emitter<'_, '_, 'a> {
+    fn new_local(&mut self, t: ValType) -> u32 {
+        self.locals.push(t);
+        (self.locals.len() - 1) as u32
+    }
+
+    fn scratch(&mut self, t: ValType, ordinal: usize) -> u32 {
+        if let Some(l) = self.scratch.get(&(t, ordinal)) {
+            return *l;
+        }
+        let l = self.new_local(t);
+        self.scratch.insert((t, ordinal), l);
+        l
+    }
+
+    fn open(&mut self, bt: EBlockType, label: Label) -> usize {
+        self.out.push(Instruction::Block(bt));
+        self.labels.push(label);
+        self.labels.len() - 1
+    }
+
+    fn close(&mut self, pos: usize) {
+        debug_assert_eq!(self.labels.len() - 1, pos, "labels closed out of order");
+        self.labels.pop();
+        self.out.push(Instruction::End);
+    }
+
+    fn depth(&self, pos: usize) -> u32 {
+        (self.labels.len() - 1 - pos) as u32
+    }
+
+    /// The new relative depth of an original branch depth.
+    fn map_depth(&self, d: u32) -> Result<u32, TransformError> {
+        let mut seen = 0;
+        for (i, l) in self.labels.iter().enumerate().rev() {
+            if *l == Label::Orig {
+                if seen == d {
+                    return Ok(self.depth(i));
+                }
+                seen += 1;
+            }
+        }
+        Err(TransformError::Internal("branch depth out of range"))
+    }
+
+    fn block_type(
+        &mut self,
+        params: &[ValType],
+        results: &[ValType],
+    ) -> Result<EBlockType, TransformError> {
+        let mut re = self.ctx.reencoder();
+        let p: Vec<_> = params
+            .iter()
+            .map(|t| re.val_type(*t))
+            .collect::<Result<_, _>>()
+            .map_err(TransformError::reencode)?;
+        let r: Vec<_> = results
+            .iter()
+            .map(|t| re.val_type(*t))
+            .collect::<Result<_, _>>()
+            .map_err(TransformError::reencode)?;
+        Ok(match (p.len(), r.len()) {
+            (0, 0) => EBlockType::Empty,
+            (0, 1) => EBlockType::Result(r[0]),
+            _ => EBlockType::FunctionType(self.block_types.intern(p, r)),
+        })
+    }
+
+    fn op(&mut self, op: &Operator<'a>) -> Result<(), TransformError> {
+        let ins = match op {
+            Operator::Br { relative_depth } => Instruction::Br(self.map_depth(*relative_depth)?),
+            Operator::BrIf { relative_depth } => {
+                Instruction::BrIf(self.map_depth(*relative_depth)?)
+            }
+            Operator::BrTable { targets } => {
+                let mut t = Vec::with_capacity(targets.len() as usize);
+                for d in targets.targets() {
+                    t.push(self.map_depth(d?)?);
+                }
+                Instruction::BrTable(t.into(), self.map_depth(targets.default())?)
+            }
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Else
+            | Operator::End => return Err(TransformError::Internal("structured op outside tree")),
+            other => {
+                let mut re = self.ctx.reencoder();
+                re.instruction(other.clone())
+                    .map_err(TransformError::reencode)?
+            }
+        };
+        self.out.push(ins);
+        Ok(())
+    }
+
+    fn emit_plain(&mut self, n: &Node<'a>) -> Result<(), TransformError> {
+        match n {
+            Node::Op(op) => self.op(op),
+            Node::Construct(c) => self.emit_construct(c),
+            Node::Call(_) | Node::Poll(_) => {
+                Err(TransformError::Internal("site emitted as plain code"))
+            }
+        }
+    }
+
+    fn emit_construct(&mut self, c: &Construct<'a>) -> Result<(), TransformError> {
+        let mut re = self.ctx.reencoder();
+        let ins = match &c.op {
+            Operator::Block { blockty } => {
+                Instruction::Block(re.block_type(*blockty).map_err(TransformError::reencode)?)
+            }
+            Operator::Loop { blockty } => {
+                Instruction::Loop(re.block_type(*blockty).map_err(TransformError::reencode)?)
+            }
+            Operator::If { blockty } => {
+                Instruction::If(re.block_type(*blockty).map_err(TransformError::reencode)?)
+            }
+            _ => return Err(TransformError::Internal("construct op")),
+        };
+        self.out.push(ins);
+        self.labels.push(Label::Orig);
+        self.emit_seq(&c.body, &c.params)?;
+        if let Some(e) = &c.else_body {
+            self.out.push(Instruction::Else);
+            self.emit_seq(e, &c.params)?;
+        }
+        self.labels.pop();
+        self.out.push(Instruction::End);
+        Ok(())
+    }
+
+    fn emit_seq(&mut self, nodes: &[Node<'a>], params: &[ValType]) -> Result<(), TransformError> {
+        let rps: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].resumes()).collect();
+        if rps.is_empty() {
+            for n in nodes {
+                self.emit_plain(n)?;
+            }
+            return Ok(());
+        }
+        // Operands each resume point consumes.
+        let operands: Vec<Vec<ValType>> = rps
+            .iter()
+            .map(|i| match &nodes[*i] {
+                Node::Call(c) => c.args.clone(),
+                Node::Poll(_) => vec![],
+                Node::Construct(c) => c.operands(),
+                Node::Op(_) => unreachable!("filtered above"),
+            })
+            .collect();
+        let m = rps.len();
+        let mut e_pos = vec![0usize; m];
+        let mut skip_pos: Vec<Option<usize>> = vec![None; m];
+        for k in (0..m).rev() {
+            if matches!(nodes[rps[k]], Node::Poll(_)) {
+                let bt = self.block_type(params, &[])?;
+                skip_pos[k] = Some(self.open(bt, Label::Synth));
+            }
+            let bt = self.block_type(params, &operands[k])?;
+            e_pos[k] = self.open(bt, Label::Synth);
+        }
+
+        // The dispatch, taken only while rewinding.
+        let mut tramps = Vec::new();
+        for (k, i) in rps.iter().enumerate() {
+            match &nodes[*i] {
+                Node::Call(c) => tramps.push(Tramp {
+                    k,
+                    lo: c.site,
+                    hi: c.site + 1,
+                    cond: None,
+                }),
+                Node::Poll(p) => tramps.push(Tramp {
+                    k,
+                    lo: p.site,
+                    hi: p.site + 1,
+                    cond: None,
+                }),
+                Node::Construct(c) if c.is_if() => {
+                    if c.else_lo > c.then_lo {
+                        tramps.push(Tramp {
+                            k,
+                            lo: c.then_lo,
+                            hi: c.else_lo,
+                            cond: Some(1),
+                        });
+                    }
+                    if c.hi > c.else_lo {
+                        tramps.push(Tramp {
+                            k,
+                            lo: c.else_lo,
+                            hi: c.hi,
+                            cond: Some(0),
+                        });
+                    }
+                }
+                Node::Construct(c) => tramps.push(Tramp {
+                    k,
+                    lo: c.then_lo,
+                    hi: c.hi,
+                    cond: None,
+                }),
+                Node::Op(_) => unreachable!("filtered above"),
+            }
+        }
+        self.emit_dispatch(nodes, &rps, &tramps, &e_pos)?;
+
+        let mut next = 0;
+        for (k, &i) in rps.iter().enumerate() {
+            for n in &nodes[next..i] {
+                self.emit_plain(n)?;
+            }
+            next = i + 1;
+            match &nodes[i] {
+                Node::Call(c) => {
+                    let spilled = self.spill(&c.below, &c.args);
+                    if let (CallHow::Indirect { .. }, false) = (c.how, c.tail) {
+                        let l = self.cidx();
+                        self.out.push(Instruction::LocalTee(l));
+                    }
+                    self.close(e_pos[k]);
+                    let mut re = self.ctx.reencoder();
+                    self.out.push(match (c.how, c.tail) {
+                        (CallHow::Direct(f), false) => Instruction::Call(
+                            re.function_index(f).map_err(TransformError::reencode)?,
+                        ),
+                        (CallHow::Direct(f), true) => Instruction::ReturnCall(
+                            re.function_index(f).map_err(TransformError::reencode)?,
+                        ),
+                        (CallHow::Indirect { type_index, table }, false) => {
+                            Instruction::CallIndirect {
+                                type_index,
+                                table_index: table,
+                            }
+                        }
+                        (CallHow::Indirect { type_index, table }, true) => {
+                            Instruction::ReturnCallIndirect {
+                                type_index,
+                                table_index: table,
+                            }
+                        }
+                    });
+                    if !c.tail {
+                        // A tail call never comes back here: if the callee unwinds, it returns straight
+                        // to this function's caller, and a rewind re-issues the tail call (prologue).
+                        self.unwind_check(c.site);
+                        self.reload(spilled, &c.results);
+                    } else {
+                        self.release(spilled);
+                    }
+                }
+                Node::Poll(p) => {
+                    let spilled = self.spill(&p.stack, &[]);
+                    let cnt = self.ctx.countdown_global;
+                    self.out.push(Instruction::GlobalGet(cnt));
+                    if p.counted {
+                        let t = self.tmp_i32();
+                        self.out.extend([
+                            Instruction::I32Const(1),
+                            Instruction::I32Sub,
+                            Instruction::LocalTee(t),
+                            Instruction::GlobalSet(cnt),
+                            Instruction::LocalGet(t),
+                        ]);
+                    }
+                    let skip =
+                        skip_pos[k].ok_or(TransformError::Internal("poll without skip block"))?;
+                    self.out.extend([
+                        Instruction::I32Const(0),
+                        Instruction::I32GtS,
+                        Instruction::BrIf(self.depth(skip)),
+                    ]);
+                    self.close(e_pos[k]);
+                    self.out.extend([
+                        Instruction::I32Const(p.site as i32),
+                        Instruction::Call(self.ctx.host(HostFunc::Poll)),
+                    ]);
+                    self.unwind_check(p.site);
+                    self.close(skip);
+                    self.reload(spilled, &[]);
+                }
+                Node::Construct(c) => {
+                    let spilled = self.spill(&c.below, &c.operands());
+                    self.close(e_pos[k]);
+                    self.emit_construct(c)?;
+                    self.reload(spilled, &c.results);
+                }
+                Node::Op(_) => unreachable!("filtered above"),
+            }
+        }
+        for n in &nodes[next..] {
+            self.emit_plain(n)?;
+        }
+        Ok(())
+    }
+
+    fn emit_dispatch(
+        &mut self,
+        nodes: &[Node<'a>],
+        rps: &[usize],
+        tramps: &[Tramp],
+        e_pos: &[usize],
+    ) -> Result<(), TransformError> {
+        let lo = tramps.iter().map(|t| t.lo).min().unwrap_or(0);
+        let hi = tramps.iter().map(|t| t.hi).max().unwrap_or(0);
+        let n = tramps.len();
+        self.out.push(Instruction::LocalGet(self.rsite));
+        self.out.push(Instruction::If(EBlockType::Empty));
+        self.labels.push(Label::Synth);
+        let if_pos = self.labels.len() - 1;
+        // Blocks: default outermost, then trampoline n-1 … 0 (innermost).
+        let default_pos = self.open(EBlockType::Empty, Label::Synth);
+        let mut t_pos = vec![0usize; n];
+        for j in (0..n).rev() {
+            t_pos[j] = self.open(EBlockType::Empty, Label::Synth);
+        }
+        let mut targets = Vec::with_capacity((hi - lo) as usize);
+        for s in lo..hi {
+            let j = tramps.iter().position(|t| t.lo <= s && s < t.hi);
+            targets.push(match j {
+                Some(j) => self.depth(t_pos[j]),
+                None => self.depth(default_pos),
+            });
+        }
+        self.out.extend([
+            Instruction::LocalGet(self.rsite),
+            Instruction::I32Const(lo as i32 + 1),
+            Instruction::I32Sub,
+            Instruction::BrTable(targets.into(), self.depth(default_pos)),
+        ]);
+        for (j, t) in tramps.iter().enumerate() {
+            self.close(t_pos[j]);
+            match &nodes[rps[t.k]] {
+                Node::Call(c) => {
+                    self.out
+                        .extend([Instruction::I32Const(0), Instruction::LocalSet(self.rsite)]);
+                    let nargs = match c.how {
+                        CallHow::Direct(_) => c.args.len(),
+                        CallHow::Indirect { .. } => c.args.len() - 1,
+                    };
+                    for a in &c.args[..nargs] {
+                        self.out.push(dummy(*a)?);
+                    }
+                    match (c.how, c.tail) {
+                        (CallHow::Indirect { .. }, false) => {
+                            let l = self.cidx();
+                            self.out.push(Instruction::LocalGet(l));
+                        }
+                        (CallHow::Indirect { .. }, true) => {
+                            // No frame was saved for a tail-calling function: the host finds the
+                            // callee's slot in the table.
+                            self.out.extend([
+                                Instruction::I32Const(c.site as i32),
+                                Instruction::Call(self.ctx.host(HostFunc::TailIndex)),
+                            ]);
+                        }
+                        _ => {}
+                    }
+                }
+                Node::Poll(_) => {
+                    self.out
+                        .extend([Instruction::I32Const(0), Instruction::LocalSet(self.rsite)]);
+                }
+                Node::Construct(c) => {
+                    for p in &c.params {
+                        self.out.push(dummy(*p)?);
+                    }
+                    if let Some(cond) = t.cond {
+                        self.out.push(Instruction::I32Const(cond));
+                    }
+                }
+                Node::Op(_) => unreachable!("filtered above"),
+            }
+            self.out.push(Instruction::Br(self.depth(e_pos[t.k])));
+        }
+        self.close(default_pos);
+        self.out.push(Instruction::Unreachable);
+        self.labels.pop();
+        debug_assert_eq!(self.labels.len(), if_pos);
+        self.out.push(Instruction::End);
+        Ok(())
+    }
+
+    fn cidx(&mut self) -> u32 {
+        match self.cidx {
+            Some(l) => l,
+            None => {
+                let l = self.new_local(ValType::I32);
+                self.cidx = Some(l);
+                l
+            }
+        }
+    }
+
+    fn tmp_i32(&mut self) -> u32 {
+        match self.tmp_i32 {
+            Some(l) => l,
+            None => {
+                let l = self.new_local(ValType::I32);
+                self.tmp_i32 = Some(l);
+                l
+            }
+        }
+    }
+
+    fn unwind_check(&mut self, site: u32) {
+        self.out.extend([
+            Instruction::GlobalGet(self.ctx.state_global),
+            Instruction::If(EBlockType::Empty),
+            Instruction::I32Const(site as i32 + 1),
+            Instruction::LocalSet(self.rsite),
+        ]);
+        self.labels.push(Label::Synth);
+        self.out
+            .push(Instruction::Br(self.depth(self.unwind_label)));
+        self.labels.pop();
+        self.out.push(Instruction::End);
+    }
+
+    /// Moves `below` (under `top` on the stack) into spill locals, leaving `top` in place.
+    fn spill(&mut self, below: &[ValType], top: &[ValType]) -> Vec<u32> {
+        if below.is_empty() {
+            return vec![];
+        }
+        let top_locals = self.scratch_for(top);
+        for l in top_locals.iter().rev() {
+            self.out.push(Instruction::LocalSet(*l));
+        }
+        let mut spilled = Vec::with_capacity(below.len());
+        for t in below {
+            let ord = self.spill_used.entry(*t).or_insert(0);
+            let key = (*t, *ord);
+            *ord += 1;
+            let l = match self.spill.get(&key) {
+                Some(l) => *l,
+                None => {
+                    let l = self.new_local(*t);
+                    self.spill.insert(key, l);
+                    l
+                }
+            };
+            spilled.push(l);
+        }
+        for l in spilled.iter().rev() {
+            self.out.push(Instruction::LocalSet(*l));
+        }
+        for l in &top_locals {
+            self.out.push(Instruction::LocalGet(*l));
+        }
+        spilled
+    }
+
+    /// Releases spill locals without reloading them (after a tail call).
+    fn release(&mut self, spilled: Vec<u32>) {
+        for l in spilled {
+            let t = self.locals[l as usize];
+            if let Some(n) = self.spill_used.get_mut(&t) {
+                *n -= 1;
+            }
+        }
+    }
+
+    /// Puts spilled values back under `top` and releases their locals.
+    fn reload(&mut self, spilled: Vec<u32>, top: &[ValType]) {
+        if spilled.is_empty() {
+            return;
+        }
+        let top_locals = self.scratch_for(top);
+        for l in top_locals.iter().rev() {
+            self.out.push(Instruction::LocalSet(*l));
+        }
+        for l in &spilled {
+            self.out.push(Instruction::LocalGet(*l));
+            let t = self.locals[*l as usize];
+            if let Some(n) = self.spill_used.get_mut(&t) {
+                *n -= 1;
+            }
+        }
+        for l in &top_locals {
+            self.out.push(Instruction::LocalGet(*l));
+        }
+    }
+
+    fn scratch_for(&mut self, types: &[ValType]) -> Vec<u32> {
+        let mut ord: HashMap<ValType, usize> = HashMap::new();
+        types
+            .iter()
+            .map(|t| {
+                let o = ord.entry(*t).or_insert(0);
+                *o += 1;
+                self.scratch(*t, *o - 1)
+            })
+            .collect()
+    }
+}
+
+/// The host-visible slot type of a wasm value type.
+pub(super) fn slot_type(t: ValType) -> Result<SlotType, TransformError> {
+    Ok(match t {
+        ValType::I32 => SlotType::I32,
+        ValType::I64 => SlotType::I64,
+        ValType::F32 => SlotType::F32,
+        ValType::F64 => SlotType::F64,
+        ValType::V128 => SlotType::V128,
+        ValType::Ref(r) if r == wasmparser::RefType::FUNCREF => SlotType::FuncRef,
+        ValType::Ref(r) if r == wasmparser::RefType::EXTERNREF => SlotType::ExternRef,
+        ValType::Ref(_) => {
+            return Err(TransformError::Unsupported {
+                proposal: "typed function references / GC",
+                detail: format!("value type {t}"),
+            })
+        }
+    })
+}
+
+/// A placeholder value of type `t`, pushed where the real value does not matter.
+fn dummy(t: ValType) -> Result<Instruction<'static>, TransformError> {
+    Ok(match slot_type(t)? {
+        SlotType::I32 => Instruction::I32Const(0),
+        SlotType::I64 => Instruction::I64Const(0),
+        SlotType::F32 => Instruction::F32Const(0.0f32.into()),
+        SlotType::F64 => Instruction::F64Const(0.0f64.into()),
+        SlotType::V128 => Instruction::V128Const(0),
+        SlotType::FuncRef => Instruction::RefNull(wasm_encoder::HeapType::FUNC),
+        SlotType::ExternRef => Instruction::RefNull(wasm_encoder::HeapType::EXTERN),
+    })
+}

@@ -1,0 +1,949 @@
+//! The checkpoint-site transform: wasm in, instrumented wasm plus its site table out.
+//!
+//! [`instrument`] adds checkpoint sites according to a [`Policy`], makes every function that can reach
+//! a site able to unwind its frame into the host and rewind it later (see [`body`]), removes the start
+//! section (exported as [`abi::EXPORT_START`](crate::abi::EXPORT_START) so a restore never runs it
+//! twice), and exports every mutable global, memory, table and address-taken function under reserved
+//! names. Functions that cannot reach a site are left untouched.
+//!
+//! With [`Policy::plain`] nothing is instrumented: only the exports and the start-section change are
+//! made, which gives the fair baseline every cost is measured against.
+
+mod body;
+
+use crate::abi::{self, HostFunc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+use wasmparser::{
+    ExternalKind, FuncToValidate, FuncType, FunctionBody, Operator, Parser, Payload, TypeRef,
+    ValidPayload, Validator, ValidatorResources, WasmFeatures,
+};
+
+/// Where checkpoint sites go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// A site at every function entry (`--enable-checkpoint`): serves `-f FUNC -x N`.
+    pub function_entry: bool,
+    /// A site at every loop header, checked on every iteration (`--enable-loop-checkpoint`).
+    pub loop_header: bool,
+    /// Loop headers decrement a countdown and poll the host when it runs out
+    /// (`--enable-counter-loop-checkpoint`).
+    pub counter_loop: bool,
+    /// The countdown restarts at `2^threshold_bits` (`--threshold-bits K`).
+    pub threshold_bits: u8,
+    /// Whether anything is instrumented at all; `false` only for [`Policy::plain`].
+    pub instrument: bool,
+}
+
+impl Policy {
+    /// The default policy: counter-loop sites with K = 16 (plus import-call sites, always present).
+    pub fn default_counter() -> Policy {
+        Policy {
+            function_entry: false,
+            loop_header: false,
+            counter_loop: true,
+            threshold_bits: 16,
+            instrument: true,
+        }
+    }
+
+    /// No instrumentation: the uninstrumented baseline with the same exports.
+    pub fn plain() -> Policy {
+        Policy {
+            function_entry: false,
+            loop_header: false,
+            counter_loop: false,
+            threshold_bits: 0,
+            instrument: false,
+        }
+    }
+
+    /// The countdown's restart value, `2^K`.
+    pub fn countdown_reset(&self) -> i32 {
+        1i32.checked_shl(u32::from(self.threshold_bits))
+            .filter(|v| *v > 0)
+            .unwrap_or(i32::MAX)
+    }
+
+    /// A short human-readable description, e.g. `entry+counter-loop(K=16)+imports`.
+    pub fn describe(&self) -> String {
+        if !self.instrument {
+            return "none (plain)".into();
+        }
+        let mut parts = Vec::new();
+        if self.function_entry {
+            parts.push("entry".to_string());
+        }
+        if self.counter_loop {
+            parts.push(format!("counter-loop(K={})", self.threshold_bits));
+        } else if self.loop_header {
+            parts.push("loop".to_string());
+        }
+        parts.push("imports".to_string());
+        parts.join("+")
+    }
+}
+
+/// What a checkpoint site is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SiteKind {
+    /// The entry of its function.
+    Entry,
+    /// A loop header; `counted` loops decrement the countdown.
+    LoopHeader {
+        /// Whether the site decrements the countdown.
+        counted: bool,
+    },
+    /// Right before a call to imported function `func`.
+    Import {
+        /// The imported function's index.
+        func: u32,
+    },
+    /// A call to a function that may unwind.
+    Call {
+        /// The callee's index (original function index space).
+        callee: u32,
+    },
+    /// An indirect call whose callee may unwind.
+    CallIndirect {
+        /// The call's type index.
+        type_index: u32,
+    },
+    /// A `return_call` whose callee may unwind.
+    TailCall {
+        /// The callee.
+        callee: u32,
+    },
+    /// A `return_call_indirect` whose callee may unwind.
+    TailCallIndirect {
+        /// Canonical type id of the call's type (see [`FunctionInfo::type_id`]).
+        type_id: u32,
+        /// The table called through.
+        table: u32,
+    },
+}
+
+impl SiteKind {
+    /// Whether the host sees this site in `mvvm.poll` (the others are calls a frame returns through).
+    pub fn is_poll(&self) -> bool {
+        matches!(
+            self,
+            SiteKind::Entry | SiteKind::LoopHeader { .. } | SiteKind::Import { .. }
+        )
+    }
+}
+
+/// One checkpoint site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    /// The function containing the site (original function index space, imports first).
+    pub func: u32,
+    /// What the site is.
+    pub kind: SiteKind,
+}
+
+/// One function of the original module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionInfo {
+    /// Its name from the name section, or `module.field` for an import.
+    pub name: Option<String>,
+    /// Whether it is imported.
+    pub imported: bool,
+    /// Whether the transform instrumented it.
+    pub instrumented: bool,
+    /// Canonical type id: the first type index with a structurally equal function type.
+    pub type_id: u32,
+}
+
+/// Everything the runtime needs to know about an instrumented module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// The policy the module was built with.
+    pub policy: Policy,
+    /// Number of imported functions in the original module.
+    pub imported_funcs: u32,
+    /// Every function, in the original function index space.
+    pub functions: Vec<FunctionInfo>,
+    /// Every site; a site's id is its index here.
+    pub sites: Vec<SiteInfo>,
+    /// Whether the original module had a start function (now exported as `mvvm:start`).
+    pub has_start: bool,
+}
+
+impl ModuleInfo {
+    /// Finds a function by index (`"193"`) or by name.
+    pub fn resolve_function(&self, spec: &str) -> Option<u32> {
+        if let Ok(i) = spec.parse::<u32>() {
+            return ((i as usize) < self.functions.len()).then_some(i);
+        }
+        self.functions
+            .iter()
+            .position(|f| f.name.as_deref() == Some(spec))
+            .map(|i| i as u32)
+    }
+
+    /// The display name of a function: its name or `func[N]`.
+    pub fn function_name(&self, index: u32) -> String {
+        self.functions
+            .get(index as usize)
+            .and_then(|f| f.name.clone())
+            .unwrap_or_else(|| format!("func[{index}]"))
+    }
+}
+
+/// The result of [`instrument`].
+pub struct Instrumented {
+    /// The instrumented module.
+    pub wasm: Vec<u8>,
+    /// Its site table and function list.
+    pub info: ModuleInfo,
+}
+
+/// Why a module could not be transformed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    /// Not a valid WebAssembly module.
+    #[error("not a valid WebAssembly module: {0}")]
+    Invalid(String),
+    /// Uses a proposal mvvm cannot checkpoint.
+    #[error("unsupported WebAssembly proposal: {proposal} ({detail}); mvvm cannot checkpoint modules that use it")]
+    Unsupported {
+        /// The proposal's name.
+        proposal: &'static str,
+        /// What in the module uses it.
+        detail: String,
+    },
+    /// The module already uses names the transform reserves.
+    #[error("the module already uses the reserved name {0:?}; was it instrumented twice?")]
+    Reserved(String),
+    /// A bug in the transform.
+    #[error("internal transform error: {0}")]
+    Internal(&'static str),
+    /// Re-encoding failed.
+    #[error("re-encoding failed: {0}")]
+    Reencode(String),
+}
+
+impl TransformError {
+    fn reencode<E: std::fmt::Debug>(e: wasm_encoder::reencode::Error<E>) -> TransformError {
+        TransformError::Reencode(format!("{e:?}"))
+    }
+}
+
+impl From<wasmparser::BinaryReaderError> for TransformError {
+    fn from(e: wasmparser::BinaryReaderError) -> Self {
+        TransformError::Invalid(e.to_string())
+    }
+}
+
+/// The wasm features mvvm accepts.
+pub fn supported_features() -> WasmFeatures {
+    WasmFeatures::WASM2
+        | WasmFeatures::TAIL_CALL
+        | WasmFeatures::EXTENDED_CONST
+        | WasmFeatures::MULTI_MEMORY
+        | WasmFeatures::RELAXED_SIMD
+}
+
+/// Names the proposal behind a validation error under [`supported_features`].
+fn classify_unsupported(msg: &str) -> &'static str {
+    let m = msg.to_ascii_lowercase();
+    let table: [(&[&str], &'static str); 7] = [
+        (&["exception", "tag", "try", "throw"], "exception handling"),
+        (
+            &["shared", "thread", "atomic"],
+            "threads (shared memory and atomics)",
+        ),
+        (&["memory64", "64-bit", "table64", "index type"], "memory64"),
+        (&["component"], "component model"),
+        (&["stack switching", "cont"], "stack switching"),
+        (
+            &[
+                "gc",
+                "struct",
+                "array",
+                "i31",
+                "heap type",
+                "subtype",
+                "rec group",
+            ],
+            "GC",
+        ),
+        (
+            &["function reference", "typed"],
+            "typed function references",
+        ),
+    ];
+    for (words, name) in table {
+        if words.iter().any(|w| m.contains(w)) {
+            return name;
+        }
+    }
+    "a post-2.0 proposal"
+}
+
+/// Validates `wasm`, returning a typed error that names the proposal when it is valid wasm that
+/// mvvm does not support.
+pub fn check_features(wasm: &[u8]) -> Result<(), TransformError> {
+    if wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] != [1, 0, 0, 0] {
+        return Err(TransformError::Unsupported {
+            proposal: "component model",
+            detail: "the input is a component, not a core module".into(),
+        });
+    }
+    let supported = Validator::new_with_features(supported_features()).validate_all(wasm);
+    match supported {
+        Ok(_) => Ok(()),
+        Err(e) => match Validator::new_with_features(WasmFeatures::all()).validate_all(wasm) {
+            Err(e) => Err(TransformError::Invalid(e.to_string())),
+            Ok(_) => Err(TransformError::Unsupported {
+                proposal: classify_unsupported(e.message()),
+                detail: e.to_string(),
+            }),
+        },
+    }
+}
+
+/// Re-encodes with the function index space shifted by the host imports.
+#[derive(Clone, Copy)]
+pub(crate) struct Shift {
+    imported_funcs: u32,
+    added: u32,
+}
+
+impl Reencode for Shift {
+    type Error = std::convert::Infallible;
+    fn function_index(&mut self, func: u32) -> Result<u32, wasm_encoder::reencode::Error> {
+        Ok(if func < self.imported_funcs {
+            func
+        } else {
+            func + self.added
+        })
+    }
+}
+
+/// Module-level facts the body rewriter needs.
+pub(crate) struct ModCtx {
+    policy: Policy,
+    imported_funcs: u32,
+    types: Vec<Option<FuncType>>,
+    func_types: Vec<u32>,
+    may_unwind: Vec<bool>,
+    type_unwind: Vec<bool>,
+    canonical: Vec<u32>,
+    state_global: u32,
+    countdown_global: u32,
+    shift: Shift,
+}
+
+impl ModCtx {
+    fn host(&self, f: HostFunc) -> u32 {
+        self.imported_funcs + f as u32
+    }
+    fn reencoder(&self) -> Shift {
+        self.shift
+    }
+    fn type_at(&self, idx: u32) -> &FuncType {
+        self.types[idx as usize]
+            .as_ref()
+            .expect("validated: call types are function types")
+    }
+    fn func_type(&self, f: u32) -> &FuncType {
+        self.type_at(self.func_types[f as usize])
+    }
+    fn type_may_unwind(&self, idx: u32) -> bool {
+        self.type_unwind.get(idx as usize).copied().unwrap_or(false)
+    }
+}
+
+/// Function types appended to the type section (block types and host imports), deduplicated.
+pub(crate) struct BlockTypes {
+    base: u32,
+    list: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
+    index: HashMap<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>), u32>,
+}
+
+impl BlockTypes {
+    fn intern(
+        &mut self,
+        params: Vec<wasm_encoder::ValType>,
+        results: Vec<wasm_encoder::ValType>,
+    ) -> u32 {
+        let key = (params, results);
+        if let Some(i) = self.index.get(&key) {
+            return *i;
+        }
+        let i = self.base + self.list.len() as u32;
+        self.list.push(key.clone());
+        self.index.insert(key, i);
+        i
+    }
+}
+
+fn host_signature(f: HostFunc) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>) {
+    use wasm_encoder::ValType as V;
+    match f {
+        HostFunc::Poll => (vec![V::I32], vec![]),
+        HostFunc::SaveFrame => (vec![V::I32, V::I32], vec![]),
+        HostFunc::SaveI32 | HostFunc::SaveF32 => (vec![V::I32], vec![]),
+        HostFunc::SaveI64 | HostFunc::SaveF64 => (vec![V::I64], vec![]),
+        HostFunc::SaveV128 => (vec![V::V128], vec![]),
+        HostFunc::SaveFuncRef => (vec![V::FUNCREF], vec![]),
+        HostFunc::SaveExternRef => (vec![V::EXTERNREF], vec![]),
+        HostFunc::RestoreFrame => (vec![V::I32], vec![V::I32]),
+        HostFunc::TailIndex => (vec![V::I32], vec![V::I32]),
+        HostFunc::RestoreI32 | HostFunc::RestoreF32 => (vec![], vec![V::I32]),
+        HostFunc::RestoreI64 | HostFunc::RestoreF64 => (vec![], vec![V::I64]),
+        HostFunc::RestoreV128 => (vec![], vec![V::V128]),
+        HostFunc::RestoreFuncRef => (vec![], vec![V::FUNCREF]),
+        HostFunc::RestoreExternRef => (vec![], vec![V::EXTERNREF]),
+    }
+}
+
+/// What the first pass learns about one defined function.
+#[derive(Default)]
+struct Scan {
+    callees: Vec<u32>,
+    indirect_types: Vec<u32>,
+    has_loop: bool,
+    calls_import: bool,
+}
+
+/// Instruments `wasm` (binary) according to `policy`.
+pub fn instrument(wasm: &[u8], policy: &Policy) -> Result<Instrumented, TransformError> {
+    check_features(wasm)?;
+
+    // Pass 1: collect sections, types, index spaces, and validate function bodies.
+    let mut validator = Validator::new_with_features(supported_features());
+    let mut sections: Vec<Payload<'_>> = Vec::new();
+    let mut bodies: Vec<(FuncToValidate<ValidatorResources>, FunctionBody<'_>)> = Vec::new();
+    let mut types: Vec<Option<FuncType>> = Vec::new();
+    let mut func_types: Vec<u32> = Vec::new();
+    let mut functions: Vec<FunctionInfo> = Vec::new();
+    let mut imported_funcs = 0u32;
+    let mut mutable_globals: Vec<u32> = Vec::new();
+    let mut n_globals = 0u32;
+    let mut n_memories = 0u32;
+    let mut n_tables = 0u32;
+    let mut address_taken: Vec<u32> = Vec::new();
+    let mut start: Option<u32> = None;
+    let mut names: HashMap<u32, String> = HashMap::new();
+
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload?;
+        match validator.payload(&payload)? {
+            ValidPayload::Func(f, b) => bodies.push((f, b)),
+            ValidPayload::End(_) | ValidPayload::Ok | ValidPayload::Parser(_) => {}
+        }
+        match &payload {
+            Payload::TypeSection(r) => {
+                for group in r.clone().into_iter_err_on_gc_types() {
+                    types.push(Some(group?));
+                }
+            }
+            Payload::ImportSection(r) => {
+                for imp in r.clone().into_imports() {
+                    let imp = imp?;
+                    if imp.module == abi::IMPORT_MODULE {
+                        return Err(TransformError::Reserved(format!(
+                            "{}.{}",
+                            imp.module, imp.name
+                        )));
+                    }
+                    match imp.ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => {
+                            func_types.push(t);
+                            functions.push(FunctionInfo {
+                                name: Some(format!("{}.{}", imp.module, imp.name)),
+                                imported: true,
+                                instrumented: false,
+                                type_id: t,
+                            });
+                            imported_funcs += 1;
+                        }
+                        TypeRef::Global(g) => {
+                            if g.mutable {
+                                mutable_globals.push(n_globals);
+                            }
+                            n_globals += 1;
+                        }
+                        TypeRef::Memory(_) => n_memories += 1,
+                        TypeRef::Table(_) => n_tables += 1,
+                        TypeRef::Tag(_) => {
+                            return Err(TransformError::Unsupported {
+                                proposal: "exception handling",
+                                detail: "imports a tag".into(),
+                            })
+                        }
+                    }
+                }
+            }
+            Payload::FunctionSection(r) => {
+                for t in r.clone() {
+                    let t = t?;
+                    func_types.push(t);
+                    functions.push(FunctionInfo {
+                        name: None,
+                        imported: false,
+                        instrumented: false,
+                        type_id: t,
+                    });
+                }
+            }
+            Payload::TableSection(r) => n_tables += r.count(),
+            Payload::MemorySection(r) => n_memories += r.count(),
+            Payload::GlobalSection(r) => {
+                for g in r.clone() {
+                    let g = g?;
+                    if g.ty.mutable {
+                        mutable_globals.push(n_globals);
+                    }
+                    for op in g.init_expr.get_operators_reader() {
+                        if let Operator::RefFunc { function_index } = op? {
+                            address_taken.push(function_index);
+                        }
+                    }
+                    n_globals += 1;
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r.clone() {
+                    let e = e?;
+                    if e.name.starts_with(abi::RESERVED_PREFIX) {
+                        return Err(TransformError::Reserved(e.name.to_string()));
+                    }
+                    if e.kind == ExternalKind::Func {
+                        address_taken.push(e.index);
+                    }
+                }
+            }
+            Payload::StartSection { func, .. } => start = Some(*func),
+            Payload::ElementSection(r) => {
+                for el in r.clone() {
+                    match el?.items {
+                        wasmparser::ElementItems::Functions(fs) => {
+                            for f in fs {
+                                address_taken.push(f?);
+                            }
+                        }
+                        wasmparser::ElementItems::Expressions(_, es) => {
+                            for e in es {
+                                for op in e?.get_operators_reader() {
+                                    if let Operator::RefFunc { function_index } = op? {
+                                        address_taken.push(function_index);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::CustomSection(c) => {
+                if let wasmparser::KnownCustom::Name(r) = c.as_known() {
+                    for sub in r {
+                        if let Ok(wasmparser::Name::Function(map)) = sub {
+                            for n in map.into_iter().flatten() {
+                                names.insert(n.index, n.name.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        sections.push(payload);
+    }
+    let canonical: Vec<u32> = (0..types.len())
+        .map(|t| {
+            (0..t)
+                .find(|u| types[*u].is_some() && types[*u] == types[t])
+                .unwrap_or(t) as u32
+        })
+        .collect();
+    for (i, f) in functions.iter_mut().enumerate() {
+        if let Some(n) = names.get(&(i as u32)) {
+            f.name = Some(n.clone());
+        }
+        f.type_id = canonical
+            .get(f.type_id as usize)
+            .copied()
+            .unwrap_or(f.type_id);
+    }
+    address_taken.sort_unstable();
+    address_taken.dedup();
+
+    // Pass 2: which functions can reach a site.
+    let n_funcs = func_types.len();
+    let mut scans: Vec<Scan> = Vec::with_capacity(bodies.len());
+    for (_, body) in &bodies {
+        let mut s = Scan::default();
+        for op in body.get_operators_reader()? {
+            match op? {
+                Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                    if function_index < imported_funcs {
+                        s.calls_import = true;
+                    } else {
+                        s.callees.push(function_index);
+                    }
+                }
+                Operator::CallIndirect { type_index, .. }
+                | Operator::ReturnCallIndirect { type_index, .. } => {
+                    s.indirect_types.push(type_index)
+                }
+                Operator::Loop { .. } => s.has_loop = true,
+                Operator::RefFunc { function_index } => address_taken.push(function_index),
+                _ => {}
+            }
+        }
+        scans.push(s);
+    }
+    address_taken.sort_unstable();
+    address_taken.dedup();
+    let mut may_unwind = vec![false; n_funcs];
+    if policy.instrument {
+        for (i, s) in scans.iter().enumerate() {
+            may_unwind[imported_funcs as usize + i] = policy.function_entry
+                || s.calls_import
+                || (s.has_loop && (policy.loop_header || policy.counter_loop));
+        }
+    }
+    let same_type = |a: u32, b: u32| {
+        a == b || (types[a as usize].is_some() && types[a as usize] == types[b as usize])
+    };
+    let mut type_unwind = vec![false; types.len()];
+    loop {
+        let mut changed = false;
+        for (t, tu) in type_unwind.iter_mut().enumerate() {
+            let v = address_taken
+                .iter()
+                .any(|f| may_unwind[*f as usize] && same_type(func_types[*f as usize], t as u32));
+            if v && !*tu {
+                *tu = true;
+                changed = true;
+            }
+        }
+        for (i, s) in scans.iter().enumerate() {
+            let f = imported_funcs as usize + i;
+            if may_unwind[f] || !policy.instrument {
+                continue;
+            }
+            if s.callees.iter().any(|c| may_unwind[*c as usize])
+                || s.indirect_types.iter().any(|t| type_unwind[*t as usize])
+            {
+                may_unwind[f] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (i, f) in functions.iter_mut().enumerate() {
+        f.instrumented = may_unwind[i];
+    }
+
+    let added = if policy.instrument {
+        HostFunc::ALL.len() as u32
+    } else {
+        0
+    };
+    let ctx = ModCtx {
+        policy: policy.clone(),
+        imported_funcs,
+        types: types.clone(),
+        func_types: func_types.clone(),
+        may_unwind,
+        type_unwind,
+        canonical,
+        state_global: n_globals,
+        countdown_global: n_globals + 1,
+        shift: Shift {
+            imported_funcs,
+            added,
+        },
+    };
+    let mut block_types = BlockTypes {
+        base: types.len() as u32,
+        list: Vec::new(),
+        index: HashMap::new(),
+    };
+    let host_types: Vec<u32> = HostFunc::ALL
+        .iter()
+        .map(|h| {
+            let (p, r) = host_signature(*h);
+            block_types.intern(p, r)
+        })
+        .collect();
+
+    // Pass 3: rewrite bodies.
+    let mut sites: Vec<SiteInfo> = Vec::new();
+    let mut code = wasm_encoder::CodeSection::new();
+    let mut allocs = wasmparser::FuncValidatorAllocations::default();
+    for (i, (fv, body)) in bodies.into_iter().enumerate() {
+        let f = imported_funcs + i as u32;
+        if ctx.may_unwind[f as usize] {
+            let v = fv.into_validator(std::mem::take(&mut allocs));
+            let func = body::rewrite(&ctx, &mut block_types, &mut sites, f, &body, v)?;
+            code.function(&func);
+        } else {
+            let mut re = ctx.reencoder();
+            re.parse_function_body(&mut code, body)
+                .map_err(TransformError::reencode)?;
+        }
+    }
+
+    // Pass 4: reassemble.
+    let mut module = wasm_encoder::Module::new();
+    let mut re = ctx.reencoder();
+    let mut customs: Vec<&Payload<'_>> = Vec::new();
+    // Which of the sections the transform extends were written: types, imports, globals, exports.
+    let mut wrote = [false; 4];
+
+    let emit_types = |module: &mut wasm_encoder::Module,
+                      base: Option<&wasmparser::TypeSectionReader<'_>>,
+                      bt: &BlockTypes|
+     -> Result<(), TransformError> {
+        let mut s = wasm_encoder::TypeSection::new();
+        if let Some(r) = base {
+            RoundtripReencoder
+                .parse_type_section(&mut s, r.clone())
+                .map_err(TransformError::reencode)?;
+        }
+        for (p, r) in &bt.list {
+            s.ty().function(p.iter().copied(), r.iter().copied());
+        }
+        module.section(&s);
+        Ok(())
+    };
+    let emit_imports = |module: &mut wasm_encoder::Module,
+                        base: Option<&wasmparser::ImportSectionReader<'_>>|
+     -> Result<(), TransformError> {
+        let mut s = wasm_encoder::ImportSection::new();
+        if let Some(r) = base {
+            RoundtripReencoder
+                .parse_import_section(&mut s, r.clone())
+                .map_err(TransformError::reencode)?;
+        }
+        if policy.instrument {
+            for (h, t) in HostFunc::ALL.iter().zip(&host_types) {
+                s.import(
+                    abi::IMPORT_MODULE,
+                    h.name(),
+                    wasm_encoder::EntityType::Function(*t),
+                );
+            }
+        }
+        module.section(&s);
+        Ok(())
+    };
+    let emit_globals = |module: &mut wasm_encoder::Module,
+                        base: Option<&wasmparser::GlobalSectionReader<'_>>|
+     -> Result<(), TransformError> {
+        let mut s = wasm_encoder::GlobalSection::new();
+        if let Some(r) = base {
+            ctx.reencoder()
+                .parse_global_section(&mut s, r.clone())
+                .map_err(TransformError::reencode)?;
+        }
+        if policy.instrument {
+            let g = wasm_encoder::GlobalType {
+                val_type: wasm_encoder::ValType::I32,
+                mutable: true,
+                shared: false,
+            };
+            s.global(g, &wasm_encoder::ConstExpr::i32_const(State::Normal as i32));
+            s.global(
+                g,
+                &wasm_encoder::ConstExpr::i32_const(policy.countdown_reset()),
+            );
+        }
+        module.section(&s);
+        Ok(())
+    };
+    use crate::abi::State;
+    let emit_exports = |module: &mut wasm_encoder::Module,
+                        base: Option<&wasmparser::ExportSectionReader<'_>>|
+     -> Result<(), TransformError> {
+        let mut s = wasm_encoder::ExportSection::new();
+        if let Some(r) = base {
+            ctx.reencoder()
+                .parse_export_section(&mut s, r.clone())
+                .map_err(TransformError::reencode)?;
+        }
+        if policy.instrument {
+            s.export(
+                abi::EXPORT_STATE,
+                wasm_encoder::ExportKind::Global,
+                ctx.state_global,
+            );
+            s.export(
+                abi::EXPORT_COUNTDOWN,
+                wasm_encoder::ExportKind::Global,
+                ctx.countdown_global,
+            );
+        }
+        for g in &mutable_globals {
+            s.export(
+                &abi::export_global(*g),
+                wasm_encoder::ExportKind::Global,
+                *g,
+            );
+        }
+        for m in 0..n_memories {
+            s.export(&abi::export_memory(m), wasm_encoder::ExportKind::Memory, m);
+        }
+        for t in 0..n_tables {
+            s.export(&abi::export_table(t), wasm_encoder::ExportKind::Table, t);
+        }
+        for f in &address_taken {
+            let idx = ctx
+                .reencoder()
+                .function_index(*f)
+                .map_err(TransformError::reencode)?;
+            s.export(&abi::export_func(*f), wasm_encoder::ExportKind::Func, idx);
+        }
+        if let Some(f) = start {
+            let idx = ctx
+                .reencoder()
+                .function_index(f)
+                .map_err(TransformError::reencode)?;
+            s.export(abi::EXPORT_START, wasm_encoder::ExportKind::Func, idx);
+        }
+        module.section(&s);
+        Ok(())
+    };
+
+    // Section order: type import function table memory global export start elem datacount code data.
+    let order = |p: &Payload<'_>| -> u8 {
+        match p {
+            Payload::TypeSection(_) => 1,
+            Payload::ImportSection(_) => 2,
+            Payload::FunctionSection(_) => 3,
+            Payload::TableSection(_) => 4,
+            Payload::MemorySection(_) => 5,
+            Payload::GlobalSection(_) => 6,
+            Payload::ExportSection(_) => 7,
+            Payload::StartSection { .. } => 8,
+            Payload::ElementSection(_) => 9,
+            Payload::DataCountSection { .. } => 10,
+            Payload::CodeSectionStart { .. } => 11,
+            Payload::DataSection(_) => 12,
+            _ => 0,
+        }
+    };
+    let fill_missing = |module: &mut wasm_encoder::Module,
+                        upto: u8,
+                        wrote: &mut [bool; 4]|
+     -> Result<(), TransformError> {
+        if upto > 1 && !wrote[0] {
+            emit_types(module, None, &block_types)?;
+            wrote[0] = true;
+        }
+        if upto > 2 && !wrote[1] {
+            emit_imports(module, None)?;
+            wrote[1] = true;
+        }
+        if upto > 6 && !wrote[2] {
+            emit_globals(module, None)?;
+            wrote[2] = true;
+        }
+        if upto > 7 && !wrote[3] {
+            emit_exports(module, None)?;
+            wrote[3] = true;
+        }
+        Ok(())
+    };
+    for p in &sections {
+        let o = order(p);
+        if o != 0 {
+            fill_missing(&mut module, o, &mut wrote)?;
+        }
+        match p {
+            Payload::TypeSection(r) => {
+                emit_types(&mut module, Some(r), &block_types)?;
+                wrote[0] = true;
+            }
+            Payload::ImportSection(r) => {
+                emit_imports(&mut module, Some(r))?;
+                wrote[1] = true;
+            }
+            Payload::GlobalSection(r) => {
+                emit_globals(&mut module, Some(r))?;
+                wrote[2] = true;
+            }
+            Payload::ExportSection(r) => {
+                emit_exports(&mut module, Some(r))?;
+                wrote[3] = true;
+            }
+            Payload::StartSection { .. } => {}
+            Payload::FunctionSection(r) => {
+                let mut s = wasm_encoder::FunctionSection::new();
+                re.parse_function_section(&mut s, r.clone())
+                    .map_err(TransformError::reencode)?;
+                module.section(&s);
+            }
+            Payload::TableSection(r) => {
+                let mut s = wasm_encoder::TableSection::new();
+                re.parse_table_section(&mut s, r.clone())
+                    .map_err(TransformError::reencode)?;
+                module.section(&s);
+            }
+            Payload::MemorySection(r) => {
+                let mut s = wasm_encoder::MemorySection::new();
+                re.parse_memory_section(&mut s, r.clone())
+                    .map_err(TransformError::reencode)?;
+                module.section(&s);
+            }
+            Payload::ElementSection(r) => {
+                let mut s = wasm_encoder::ElementSection::new();
+                re.parse_element_section(&mut s, r.clone())
+                    .map_err(TransformError::reencode)?;
+                module.section(&s);
+            }
+            Payload::DataCountSection { count, .. } => {
+                module.section(&wasm_encoder::DataCountSection { count: *count });
+            }
+            Payload::CodeSectionStart { .. } => {
+                module.section(&code);
+            }
+            Payload::DataSection(r) => {
+                let mut s = wasm_encoder::DataSection::new();
+                re.parse_data_section(&mut s, r.clone())
+                    .map_err(TransformError::reencode)?;
+                module.section(&s);
+            }
+            Payload::CustomSection(_) => customs.push(p),
+            _ => {}
+        }
+    }
+    fill_missing(&mut module, 8, &mut wrote)?;
+    for p in customs {
+        if let Payload::CustomSection(c) = p {
+            re.parse_custom_section(&mut module, c.clone())
+                .map_err(TransformError::reencode)?;
+        }
+    }
+    let wasm = module.finish();
+    let info = ModuleInfo {
+        policy: policy.clone(),
+        imported_funcs,
+        functions,
+        sites,
+        has_start: start.is_some(),
+    };
+    Ok(Instrumented { wasm, info })
+}
+
+/// Reads `.wasm` or `.wat` bytes (text is detected by content, not by file name).
+pub fn parse_input(bytes: &[u8]) -> Result<Vec<u8>, TransformError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.to_vec());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        TransformError::Invalid(
+            "input is neither wasm binary (no \\0asm magic) nor UTF-8 text".into(),
+        )
+    })?;
+    wat::parse_str(text).map_err(|e| TransformError::Invalid(format!("cannot parse WAT: {e}")))
+}

@@ -1,0 +1,460 @@
+//! The `mvvm.*` host functions an instrumented module imports, and the store data behind them.
+//!
+//! While the guest unwinds, `save_*` calls build [`Frame`]s innermost first; while it rewinds,
+//! `restore_*` calls hand them back outermost first. `poll` is where triggers fire.
+
+use mvvm_aot::abi::{self, HostFunc, State};
+use mvvm_aot::transform::{ModuleInfo, SiteKind};
+use mvvm_checkpoint::{Frame, FuncMap, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use wasmtime::{Caller, Extern, ExternRef, Func, Linker, Rooted, Val, V128};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+/// When a run stops to take a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Trigger {
+    /// Never (only the doorbell).
+    #[default]
+    None,
+    /// At the Nth site poll (1-based); every site polls while this is armed, so N is deterministic.
+    Poll(u64),
+    /// At the Nth entry (1-based) of a function; needs `--enable-checkpoint` sites.
+    FuncEntry {
+        /// Function index (original index space).
+        func: u32,
+        /// Which entry.
+        nth: u64,
+    },
+}
+
+impl Trigger {
+    /// Whether every site must poll for this trigger to be exact.
+    fn traces(&self) -> bool {
+        !matches!(self, Trigger::None)
+    }
+}
+
+/// Checkpoint bookkeeping kept in the store.
+pub struct CkptState {
+    info: Arc<ModuleInfo>,
+    reset: i32,
+    trigger: Trigger,
+    polls: u64,
+    entries: u64,
+    doorbell: Arc<AtomicBool>,
+    /// Frames saved while unwinding, innermost first.
+    pub unwound: Vec<Frame>,
+    /// Frames still to be restored; the outermost is last.
+    rewinding: Vec<Frame>,
+    current: Option<(Frame, usize)>,
+    funcs: Option<FuncMap>,
+    /// Whether a rewind finished (the innermost site was reached).
+    pub rewound: bool,
+    tail_target: Option<u32>,
+}
+
+impl CkptState {
+    /// New bookkeeping for a module.
+    pub fn new(info: Arc<ModuleInfo>, trigger: Trigger, doorbell: Arc<AtomicBool>) -> CkptState {
+        CkptState {
+            reset: info.policy.countdown_reset(),
+            info,
+            trigger,
+            polls: 0,
+            entries: 0,
+            doorbell,
+            unwound: Vec::new(),
+            rewinding: Vec::new(),
+            current: None,
+            funcs: None,
+            rewound: false,
+            tail_target: None,
+        }
+    }
+
+    /// Tail-call edges out of `func`: (site, callee) pairs.
+    fn tail_edges(&self, func: u32) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        for (i, s) in self.info.sites.iter().enumerate() {
+            if s.func != func {
+                continue;
+            }
+            match &s.kind {
+                SiteKind::TailCall { callee } => out.push((i as u32, *callee)),
+                SiteKind::TailCallIndirect { type_id, .. } => {
+                    for (g, f) in self.info.functions.iter().enumerate() {
+                        let taken = self
+                            .funcs
+                            .as_ref()
+                            .is_some_and(|m| m.func(g as u32).is_some());
+                        if !f.imported && f.type_id == *type_id && taken {
+                            out.push((i as u32, g as u32));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The first hop (site, callee) of a shortest tail-call path from `from` to `to`.
+    fn tail_hop(&self, from: u32, to: u32) -> Option<(u32, u32)> {
+        let mut first: std::collections::HashMap<u32, (u32, u32)> =
+            std::collections::HashMap::new();
+        let mut queue = std::collections::VecDeque::new();
+        for (site, callee) in self.tail_edges(from) {
+            if callee == to {
+                return Some((site, callee));
+            }
+            if first.insert(callee, (site, callee)).is_none() {
+                queue.push_back(callee);
+            }
+        }
+        while let Some(f) = queue.pop_front() {
+            let hop = first[&f];
+            for (_, callee) in self.tail_edges(f) {
+                if callee == to {
+                    return Some(hop);
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = first.entry(callee) {
+                    e.insert(hop);
+                    queue.push_back(callee);
+                }
+            }
+        }
+        None
+    }
+
+    /// The countdown value the guest should run with now.
+    pub fn countdown(&self) -> i32 {
+        if self.trigger.traces() {
+            0
+        } else {
+            self.reset
+        }
+    }
+
+    /// Sets the frames to rewind (innermost first, as unwound).
+    pub fn set_rewind(&mut self, frames: Vec<Frame>) {
+        self.rewinding = frames;
+        self.rewound = false;
+    }
+
+    /// Installs the instance's function map (after instantiation).
+    pub fn set_funcs(&mut self, funcs: FuncMap) {
+        self.funcs = Some(funcs);
+    }
+
+    /// Number of polls so far.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    fn fires(&mut self, site: u32) -> bool {
+        self.polls += 1;
+        let fired = match &self.trigger {
+            Trigger::None => false,
+            Trigger::Poll(n) => self.polls == *n,
+            Trigger::FuncEntry { func, nth } => {
+                let hit = self
+                    .info
+                    .sites
+                    .get(site as usize)
+                    .is_some_and(|s| s.func == *func && s.kind == SiteKind::Entry);
+                if hit {
+                    self.entries += 1;
+                }
+                hit && self.entries == *nth
+            }
+        };
+        let rung = self.doorbell.swap(false, Ordering::AcqRel);
+        if fired {
+            self.trigger = Trigger::None;
+        }
+        fired || rung
+    }
+}
+
+/// The data of every mvvm store.
+pub struct HostState {
+    /// WASI preview1 state.
+    pub wasi: WasiP1Ctx,
+    /// Checkpoint bookkeeping.
+    pub ckpt: CkptState,
+}
+
+fn global(caller: &mut Caller<'_, HostState>, name: &str) -> wasmtime::Result<wasmtime::Global> {
+    match caller.get_export(name) {
+        Some(Extern::Global(g)) => Ok(g),
+        _ => wasmtime::bail!("instrumented module lacks export {name}"),
+    }
+}
+
+/// Reads the guest's state global.
+pub fn guest_state(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<State> {
+    let v = global(caller, abi::EXPORT_STATE)?.get(&mut *caller);
+    v.i32()
+        .and_then(State::from_i32)
+        .ok_or_else(|| wasmtime::format_err!("guest state global holds {v:?}"))
+}
+
+fn set_i32(caller: &mut Caller<'_, HostState>, name: &str, v: i32) -> wasmtime::Result<()> {
+    global(caller, name)?.set(&mut *caller, Val::I32(v))
+}
+
+fn push(caller: &mut Caller<'_, HostState>, v: Value) -> wasmtime::Result<()> {
+    match caller.data_mut().ckpt.unwound.last_mut() {
+        Some(f) => {
+            f.slots.push(v);
+            Ok(())
+        }
+        None => wasmtime::bail!("guest saved a value outside a frame"),
+    }
+}
+
+fn next(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Value> {
+    let Some((frame, cursor)) = caller.data_mut().ckpt.current.as_mut() else {
+        wasmtime::bail!("guest restored a value outside a frame");
+    };
+    let v = frame.slots.get(*cursor).cloned().ok_or_else(|| {
+        wasmtime::format_err!("image frame of function {} has too few slots", frame.func)
+    })?;
+    *cursor += 1;
+    Ok(v)
+}
+
+fn mismatch(want: &str, got: &Value) -> wasmtime::Error {
+    wasmtime::format_err!("image frame slot holds {got:?} where the module expects {want}; the image does not match this module")
+}
+
+/// Defines every `mvvm.*` import in `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let m = abi::IMPORT_MODULE;
+    linker.func_wrap(
+        m,
+        HostFunc::Poll.name(),
+        |mut c: Caller<'_, HostState>, site: i32| -> wasmtime::Result<()> {
+            match guest_state(&mut c)? {
+                State::Rewinding => {
+                    // The innermost frame is back at its site: the rewind is complete.
+                    let ck = &mut c.data_mut().ckpt;
+                    if !ck.rewinding.is_empty() {
+                        wasmtime::bail!(
+                            "rewind reached site {site} with {} frames left over",
+                            ck.rewinding.len()
+                        );
+                    }
+                    ck.current = None;
+                    ck.rewound = true;
+                    let cd = ck.countdown();
+                    set_i32(&mut c, abi::EXPORT_STATE, State::Normal as i32)?;
+                    set_i32(&mut c, abi::EXPORT_COUNTDOWN, cd)?;
+                }
+                State::Normal => {
+                    let fire = c.data_mut().ckpt.fires(site as u32);
+                    let cd = c.data().ckpt.countdown();
+                    set_i32(&mut c, abi::EXPORT_COUNTDOWN, cd)?;
+                    if fire {
+                        spdlog::debug!("checkpoint requested at site {site}");
+                        c.data_mut().ckpt.unwound.clear();
+                        set_i32(&mut c, abi::EXPORT_STATE, State::Unwinding as i32)?;
+                    }
+                }
+                State::Unwinding => wasmtime::bail!("site {site} polled while unwinding"),
+            }
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveFrame.name(),
+        |mut c: Caller<'_, HostState>, func: i32, site1: i32| {
+            let site = (site1 as u32).wrapping_sub(1);
+            c.data_mut().ckpt.unwound.push(Frame {
+                func: func as u32,
+                site,
+                slots: Vec::new(),
+            });
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveI32.name(),
+        |mut c: Caller<'_, HostState>, v: i32| push(&mut c, Value::I32(v)),
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveI64.name(),
+        |mut c: Caller<'_, HostState>, v: i64| push(&mut c, Value::I64(v)),
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveF32.name(),
+        |mut c: Caller<'_, HostState>, v: i32| push(&mut c, Value::F32(v as u32)),
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveF64.name(),
+        |mut c: Caller<'_, HostState>, v: i64| push(&mut c, Value::F64(v as u64)),
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveV128.name(),
+        |mut c: Caller<'_, HostState>, v: V128| push(&mut c, Value::V128(v.as_u128())),
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveFuncRef.name(),
+        |mut c: Caller<'_, HostState>, f: Option<Func>| {
+            let v = match f {
+                None => Value::FuncRef(None),
+                Some(f) => {
+                    let funcs = c.data_mut().ckpt.funcs.take();
+                    let idx = funcs.as_ref().and_then(|m| m.index_of(&mut c, &f));
+                    c.data_mut().ckpt.funcs = funcs;
+                    match idx {
+                        Some(i) => Value::FuncRef(Some(i)),
+                        None => wasmtime::bail!(
+                            "a live funcref refers to a function that is not address-taken"
+                        ),
+                    }
+                }
+            };
+            push(&mut c, v)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::SaveExternRef.name(),
+        |mut c: Caller<'_, HostState>, r: Option<Rooted<ExternRef>>| {
+            if r.is_some() {
+                wasmtime::bail!(
+                    "a non-null externref is live; host references cannot be checkpointed"
+                );
+            }
+            push(&mut c, Value::NullExternRef)
+        },
+    )?;
+    linker.func_wrap(m, HostFunc::RestoreFrame.name(), |mut c: Caller<'_, HostState>, func: i32| -> wasmtime::Result<i32> {
+        let func = func as u32;
+        let ck = &mut c.data_mut().ckpt;
+        let Some(top) = ck.rewinding.last().map(|f| f.func) else {
+            wasmtime::bail!("function {func} is rewinding but the image has no frame left");
+        };
+        if top == func {
+            let frame = ck.rewinding.pop().expect("checked above");
+            ck.current = Some((frame, 0));
+            return Ok(0);
+        }
+        // `func` tail-called its way to `top`: re-issue the first tail call on that path.
+        match ck.tail_hop(func, top) {
+            Some((site, callee)) => {
+                ck.tail_target = Some(callee);
+                Ok(site as i32 + 1)
+            }
+            None => wasmtime::bail!("image frame belongs to function {top} but function {func} is rewinding and cannot tail-call its way there; the image does not match this module"),
+        }
+    })?;
+    linker.func_wrap(m, HostFunc::TailIndex.name(), |mut c: Caller<'_, HostState>, site: i32| -> wasmtime::Result<i32> {
+        let table = match c.data().ckpt.info.sites.get(site as usize).map(|s| &s.kind) {
+            Some(SiteKind::TailCallIndirect { table, .. }) => *table,
+            _ => wasmtime::bail!("site {site} is not an indirect tail call"),
+        };
+        let Some(target) = c.data_mut().ckpt.tail_target.take() else {
+            wasmtime::bail!("tail_index called without a pending tail call");
+        };
+        let Some(Extern::Table(t)) = c.get_export(&abi::export_table(table)) else {
+            wasmtime::bail!("instrumented module lacks export {}", abi::export_table(table));
+        };
+        let funcs = c.data_mut().ckpt.funcs.take();
+        let mut found = None;
+        for i in 0..t.size(&c) {
+            if let Some(wasmtime::Ref::Func(Some(f))) = t.get(&mut c, i) {
+                if funcs.as_ref().and_then(|m| m.index_of(&mut c, &f)) == Some(target) {
+                    found = Some(i);
+                    break;
+                }
+            }
+        }
+        c.data_mut().ckpt.funcs = funcs;
+        match found {
+            Some(i) => Ok(i as i32),
+            None => wasmtime::bail!("function {target} is no longer in table {table}; cannot re-issue the tail call"),
+        }
+    })?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreI32.name(),
+        |mut c: Caller<'_, HostState>| match next(&mut c)? {
+            Value::I32(v) => Ok(v),
+            o => Err(mismatch("i32", &o)),
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreI64.name(),
+        |mut c: Caller<'_, HostState>| match next(&mut c)? {
+            Value::I64(v) => Ok(v),
+            o => Err(mismatch("i64", &o)),
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreF32.name(),
+        |mut c: Caller<'_, HostState>| match next(&mut c)? {
+            Value::F32(v) => Ok(v as i32),
+            o => Err(mismatch("f32", &o)),
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreF64.name(),
+        |mut c: Caller<'_, HostState>| match next(&mut c)? {
+            Value::F64(v) => Ok(v as i64),
+            o => Err(mismatch("f64", &o)),
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreV128.name(),
+        |mut c: Caller<'_, HostState>| match next(&mut c)? {
+            Value::V128(v) => Ok(V128::from(v)),
+            o => Err(mismatch("v128", &o)),
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreFuncRef.name(),
+        |mut c: Caller<'_, HostState>| -> wasmtime::Result<Option<Func>> {
+            match next(&mut c)? {
+                Value::FuncRef(None) => Ok(None),
+                Value::FuncRef(Some(i)) => c
+                    .data()
+                    .ckpt
+                    .funcs
+                    .as_ref()
+                    .and_then(|m| m.func(i))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        wasmtime::format_err!(
+                            "image refers to function {i}, which this module does not export"
+                        )
+                    }),
+                o => Err(mismatch("funcref", &o)),
+            }
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        HostFunc::RestoreExternRef.name(),
+        |mut c: Caller<'_, HostState>| -> wasmtime::Result<Option<Rooted<ExternRef>>> {
+            match next(&mut c)? {
+                Value::NullExternRef => Ok(None),
+                o => Err(mismatch("externref", &o)),
+            }
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Loading an `.aot` file (or plain wasm) into a wasmtime engine for the chosen ISA.
+
+use crate::RuntimeError;
+use mvvm_aot::container::{module_hash, AotFile};
+use mvvm_aot::transform::{instrument, parse_input, ModuleInfo, Policy};
+use mvvm_aot::{engine_config, EngineOptions, Target};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::{Engine, Module};
+
+/// Which ISA to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// The host's own ISA (x86_64 or aarch64).
+    Native,
+    /// wasmtime's pulley64 interpreter.
+    Pulley64,
+}
+
+impl Isa {
+    /// The compilation target for this ISA on this host.
+    pub fn target(self) -> Result<Target, RuntimeError> {
+        match self {
+            Isa::Pulley64 => Ok(Target::Pulley64),
+            Isa::Native => {
+                Target::host().ok_or(RuntimeError::UnsupportedHost(std::env::consts::ARCH))
+            }
+        }
+    }
+}
+
+/// How the module's code was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeSource {
+    /// The `.aot` file's precompiled artifact.
+    Artifact,
+    /// Compiled at load time (no usable artifact for this target).
+    Compiled,
+}
+
+/// A loaded program, ready to instantiate.
+pub struct Program {
+    /// Site table, function names, policy.
+    pub info: Arc<ModuleInfo>,
+    /// SHA-256 of the instrumented module.
+    pub module_hash: [u8; 32],
+    /// The target the code runs on.
+    pub target: Target,
+    /// Where the code came from.
+    pub source: CodeSource,
+    pub(crate) engine: Engine,
+    pub(crate) module: Module,
+}
+
+impl Program {
+    /// Loads `path`: an `.aot` file, or a `.wasm`/`.wat` module, which runs uninstrumented
+    /// ([`Policy::plain`]) and compiled on the fly.
+    pub fn load(path: &Path, isa: Isa) -> Result<Program, RuntimeError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| RuntimeError::Io(path.display().to_string(), e))?;
+        if bytes.starts_with(&mvvm_aot::container::MAGIC[..4]) {
+            let aot = AotFile::decode(&path.display().to_string(), &bytes)?;
+            Program::from_aot(&aot, isa)
+        } else {
+            let wasm = parse_input(&bytes)
+                .map_err(|e| RuntimeError::Input(format!("{}: {e}", path.display())))?;
+            Program::from_wasm(&wasm, &Policy::plain(), isa, &EngineOptions::default())
+        }
+    }
+
+    /// Loads a decoded `.aot` file, preferring its precompiled artifact for the target.
+    pub fn from_aot(aot: &AotFile, isa: Isa) -> Result<Program, RuntimeError> {
+        let target = isa.target()?;
+        let config = engine_config(target, &aot.engine).map_err(RuntimeError::Engine)?;
+        let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
+        let mut source = CodeSource::Artifact;
+        let module = match aot.artifact(target) {
+            // SAFETY: the bytes come from an .aot file whose checksum and module hash were verified
+            // on decode, written by mvvm-aot with the same engine configuration. Like wasmtime's own
+            // .cwasm files, .aot files must be trusted like executables.
+            Some(a) => match unsafe { Module::deserialize(&engine, &a.bytes) } {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    spdlog::warn!("the {target} artifact cannot be loaded here ({e:#}); compiling the embedded module instead");
+                    None
+                }
+            },
+            None => {
+                spdlog::warn!("the .aot file has no {target} artifact; compiling the embedded module (rebuild with mvvm-aot --target {target} to avoid this)");
+                None
+            }
+        };
+        let module = match module {
+            Some(m) => m,
+            None => {
+                source = CodeSource::Compiled;
+                Module::new(&engine, &aot.wasm).map_err(RuntimeError::Engine)?
+            }
+        };
+        Ok(Program {
+            info: Arc::new(aot.info.clone()),
+            module_hash: aot.module_hash,
+            target,
+            source,
+            engine,
+            module,
+        })
+    }
+
+    /// Instruments (per `policy`) and compiles `wasm` in-process.
+    pub fn from_wasm(
+        wasm: &[u8],
+        policy: &Policy,
+        isa: Isa,
+        opts: &EngineOptions,
+    ) -> Result<Program, RuntimeError> {
+        let out = instrument(wasm, policy).map_err(|e| RuntimeError::Input(e.to_string()))?;
+        let target = isa.target()?;
+        let engine = Engine::new(&engine_config(target, opts).map_err(RuntimeError::Engine)?)
+            .map_err(RuntimeError::Engine)?;
+        let module = Module::new(&engine, &out.wasm).map_err(RuntimeError::Engine)?;
+        Ok(Program {
+            info: Arc::new(out.info),
+            module_hash: module_hash(&out.wasm),
+            target,
+            source: CodeSource::Compiled,
+            engine,
+            module,
+        })
+    }
+}

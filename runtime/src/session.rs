@@ -1,0 +1,243 @@
+//! Running a program: fresh runs, checkpoints taken in memory, and resumption from a snapshot.
+
+use crate::host::{self, CkptState, HostState, Trigger};
+use crate::program::Program;
+use crate::{wasi, RuntimeError};
+use mvvm_aot::abi::{self, State};
+use mvvm_checkpoint::{capture, FuncMap, Snapshot};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use wasmtime::{Instance, Linker, Store, Val};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// A host directory made visible to the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirMap {
+    /// The host directory.
+    pub host: PathBuf,
+    /// The path the guest sees.
+    pub guest: String,
+}
+
+impl DirMap {
+    /// Parses `HOST[::GUEST]`; without `::GUEST` the guest sees the host path as written.
+    pub fn parse(s: &str) -> DirMap {
+        match s.split_once("::") {
+            Some((h, g)) => DirMap {
+                host: h.into(),
+                guest: g.into(),
+            },
+            None => DirMap {
+                host: s.into(),
+                guest: s.into(),
+            },
+        }
+    }
+}
+
+/// Where a guest's stdout or stderr goes.
+#[derive(Clone)]
+pub enum Output {
+    /// The process's own stream.
+    Inherit,
+    /// An in-memory buffer (tests; concatenated across checkpoint and resume).
+    Capture(MemoryOutputPipe),
+}
+
+/// Everything about a run that is not the program.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// `argv`, including `argv[0]`.
+    pub argv: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Preopened directories.
+    pub dirs: Vec<DirMap>,
+    /// The guest's stdout.
+    pub stdout: Output,
+    /// The guest's stderr.
+    pub stderr: Output,
+    /// The export to run.
+    pub entry: String,
+    /// Raised from any thread to checkpoint at the next site poll.
+    pub doorbell: Arc<AtomicBool>,
+    /// Fuel limit (only for engines built with fuel).
+    pub fuel: Option<u64>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            argv: vec!["app".into()],
+            env: Vec::new(),
+            dirs: Vec::new(),
+            stdout: Output::Inherit,
+            stderr: Output::Inherit,
+            entry: "_start".into(),
+            doorbell: Arc::new(AtomicBool::new(false)),
+            fuel: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The guest finished; its exit status (0 when `_start` returns).
+    Exited(i32),
+    /// The guest unwound for a checkpoint.
+    Checkpointed(Box<Snapshot>),
+}
+
+impl Program {
+    fn instantiate(
+        &self,
+        cfg: &RunConfig,
+        trigger: Trigger,
+    ) -> Result<(Store<HostState>, Instance), RuntimeError> {
+        let mut b = WasiCtxBuilder::new();
+        b.args(&cfg.argv);
+        for (k, v) in &cfg.env {
+            b.env(k, v);
+        }
+        for d in &cfg.dirs {
+            if !d.host.is_dir() {
+                return Err(RuntimeError::Input(format!(
+                    "--dir {}: no such directory on this host",
+                    d.host.display()
+                )));
+            }
+            b.preopened_dir(&d.host, &d.guest, FsPerms::ReadWrite)
+                .map_err(|e| RuntimeError::Input(format!("--dir {}: {e:#}", d.host.display())))?;
+        }
+        match &cfg.stdout {
+            Output::Inherit => b.inherit_stdout(),
+            Output::Capture(p) => b.stdout(p.clone()),
+        };
+        match &cfg.stderr {
+            Output::Inherit => b.inherit_stderr(),
+            Output::Capture(p) => b.stderr(p.clone()),
+        };
+        b.inherit_stdin();
+        let state = HostState {
+            wasi: b.build_p1(),
+            ckpt: CkptState::new(self.info.clone(), trigger, cfg.doorbell.clone()),
+        };
+        let mut store = Store::new(&self.engine, state);
+        if let Some(f) = cfg.fuel {
+            store.set_fuel(f).map_err(RuntimeError::Engine)?;
+        }
+        let mut linker: Linker<HostState> = Linker::new(&self.engine);
+        wasi::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
+        host::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
+        let instance = linker
+            .instantiate(&mut store, &self.module)
+            .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))?;
+        let funcs = FuncMap::new(&mut store, &instance);
+        store.data_mut().ckpt.set_funcs(funcs);
+        if self.info.policy.instrument {
+            let cd = store.data().ckpt.countdown();
+            set_global(&mut store, &instance, abi::EXPORT_COUNTDOWN, cd)?;
+        }
+        Ok((store, instance))
+    }
+
+    /// Runs the program from the start until it exits or a trigger checkpoints it.
+    pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Outcome, RuntimeError> {
+        let (mut store, instance) = self.instantiate(cfg, trigger)?;
+        if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
+            if let Err(e) = start.call(&mut store, &[], &mut []) {
+                return finish_error(e);
+            }
+        }
+        self.drive(&mut store, &instance, &cfg.entry)
+    }
+
+    /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.
+    pub fn resume(
+        &self,
+        cfg: &RunConfig,
+        snap: &Snapshot,
+        trigger: Trigger,
+    ) -> Result<Outcome, RuntimeError> {
+        if !self.info.policy.instrument {
+            return Err(RuntimeError::Input(
+                "this module is not instrumented; it cannot be resumed".into(),
+            ));
+        }
+        let (mut store, instance) = self.instantiate(cfg, trigger)?;
+        mvvm_restore::apply(&mut store, &instance, self.module_hash, snap)?;
+        store.data_mut().ckpt.set_rewind(snap.frames.clone());
+        set_global(
+            &mut store,
+            &instance,
+            abi::EXPORT_STATE,
+            State::Rewinding as i32,
+        )?;
+        self.drive(&mut store, &instance, &snap.entry)
+    }
+
+    fn drive(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        entry: &str,
+    ) -> Result<Outcome, RuntimeError> {
+        let func = instance.get_func(&mut *store, entry).ok_or_else(|| {
+            RuntimeError::Input(format!("the module exports no function {entry:?}"))
+        })?;
+        let ty = func.ty(&*store);
+        let params: Vec<Val> = ty
+            .params()
+            .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
+            .collect();
+        let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
+        match func.call(&mut *store, &params, &mut results) {
+            Ok(()) => {}
+            Err(e) => return finish_error(e),
+        }
+        if self.info.policy.instrument {
+            let state = get_state(store, instance)?;
+            if state == State::Unwinding {
+                let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
+                let snap = capture(&mut *store, instance, self.module_hash, entry, frames)?;
+                return Ok(Outcome::Checkpointed(Box::new(snap)));
+            }
+        }
+        Ok(Outcome::Exited(0))
+    }
+}
+
+fn finish_error(e: wasmtime::Error) -> Result<Outcome, RuntimeError> {
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return Ok(Outcome::Exited(exit.0));
+    }
+    Err(RuntimeError::Trap(format!("{e:?}")))
+}
+
+fn set_global(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+    name: &str,
+    v: i32,
+) -> Result<(), RuntimeError> {
+    let g = instance.get_global(&mut *store, name).ok_or_else(|| {
+        RuntimeError::Input(format!("the module lacks {name}; build it with mvvm-aot"))
+    })?;
+    g.set(&mut *store, Val::I32(v))
+        .map_err(RuntimeError::Engine)
+}
+
+fn get_state(store: &mut Store<HostState>, instance: &Instance) -> Result<State, RuntimeError> {
+    let g = instance
+        .get_global(&mut *store, abi::EXPORT_STATE)
+        .ok_or_else(|| {
+            RuntimeError::Input("the module lacks mvvm:state; build it with mvvm-aot".into())
+        })?;
+    g.get(&mut *store)
+        .i32()
+        .and_then(State::from_i32)
+        .ok_or_else(|| RuntimeError::Trap("guest state global holds an invalid value".into()))
+}

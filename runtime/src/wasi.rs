@@ -1,0 +1,132 @@
+//! The WASI preview1 layer and its single dispatch point.
+//!
+//! Every `wasi_snapshot_preview1` import is defined here, and every one of them goes through
+//! [`dispatch`], which sees the call's name and raw arguments before the real implementation
+//! (wasmtime-wasi's p1 on cap-std) runs, and its result after. Checkpoint bookkeeping and MVX hang
+//! off this one function; today it traces calls at `SPDLOG_LEVEL=trace` and passes them through.
+
+use crate::host::HostState;
+use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::runtime::in_tokio;
+use wiggle::GuestMemory;
+
+/// The import module name of WASI preview1.
+pub const MODULE: &str = "wasi_snapshot_preview1";
+
+/// One WASI call as the dispatch point sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct WasiCall<'a> {
+    /// The function name, e.g. `fd_write`.
+    pub name: &'static str,
+    /// The raw arguments, widened to i64.
+    pub args: &'a [i64],
+}
+
+/// The dispatch point: every WASI call passes through here.
+fn dispatch<R: std::fmt::Debug>(
+    caller: &mut Caller<'_, HostState>,
+    call: WasiCall<'_>,
+    real: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    spdlog::trace!("wasi {}{:?}", call.name, call.args);
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        wasmtime::bail!(
+            "the module calls WASI function {} but exports no memory named \"memory\"",
+            call.name
+        );
+    };
+    let (data, host) = memory.data_and_store_mut(&mut *caller);
+    let ctx = &mut host.wasi;
+    ctx.set_hostcall_fuel(fuel);
+    let mut mem = GuestMemory::Unshared(data);
+    let result = real(ctx, &mut mem);
+    spdlog::trace!(
+        "wasi {} -> {:?}",
+        call.name,
+        result.as_ref().map_err(|e| e.to_string())
+    );
+    result
+}
+
+macro_rules! wasi_functions {
+    ($( $how:ident $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty ; )*) => {
+        /// Every WASI preview1 function mvvm provides.
+        pub const FUNCTIONS: &[&str] = &[$(stringify!($name)),*];
+
+        /// Defines every WASI preview1 function in `linker`, each routed through the dispatch point.
+        pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+            $(
+                linker.func_wrap(
+                    MODULE,
+                    stringify!($name),
+                    |mut caller: Caller<'_, HostState>, $($arg: $ty),*| -> wasmtime::Result<$ret> {
+                        let args = [$(i64::from($arg)),*];
+                        let call = WasiCall { name: stringify!($name), args: &args };
+                        dispatch(&mut caller, call, |ctx, mem| {
+                            wasi_functions!(@call $how $name ctx mem $($arg),*).map(<$ret>::from)
+                        })
+                    },
+                )?;
+            )*
+            Ok(())
+        }
+    };
+    (@call sync $name:ident $ctx:ident $mem:ident $($arg:ident),*) => {
+        raw::$name($ctx, $mem $(, $arg)*)
+    };
+    (@call async $name:ident $ctx:ident $mem:ident $($arg:ident),*) => {
+        in_tokio(raw::$name($ctx, $mem $(, $arg)*))
+    };
+}
+
+wasi_functions! {
+    sync args_get(a: i32, b: i32) -> i32;
+    sync args_sizes_get(a: i32, b: i32) -> i32;
+    sync environ_get(a: i32, b: i32) -> i32;
+    sync environ_sizes_get(a: i32, b: i32) -> i32;
+    sync clock_res_get(a: i32, b: i32) -> i32;
+    sync clock_time_get(a: i32, b: i64, c: i32) -> i32;
+    async fd_advise(a: i32, b: i64, c: i64, d: i32) -> i32;
+    sync fd_allocate(a: i32, b: i64, c: i64) -> i32;
+    async fd_close(a: i32) -> i32;
+    async fd_datasync(a: i32) -> i32;
+    async fd_fdstat_get(a: i32, b: i32) -> i32;
+    sync fd_fdstat_set_flags(a: i32, b: i32) -> i32;
+    sync fd_fdstat_set_rights(a: i32, b: i64, c: i64) -> i32;
+    async fd_filestat_get(a: i32, b: i32) -> i32;
+    async fd_filestat_set_size(a: i32, b: i64) -> i32;
+    async fd_filestat_set_times(a: i32, b: i64, c: i64, d: i32) -> i32;
+    async fd_pread(a: i32, b: i32, c: i32, d: i64, e: i32) -> i32;
+    sync fd_prestat_get(a: i32, b: i32) -> i32;
+    sync fd_prestat_dir_name(a: i32, b: i32, c: i32) -> i32;
+    async fd_pwrite(a: i32, b: i32, c: i32, d: i64, e: i32) -> i32;
+    async fd_read(a: i32, b: i32, c: i32, d: i32) -> i32;
+    async fd_readdir(a: i32, b: i32, c: i32, d: i64, e: i32) -> i32;
+    async fd_renumber(a: i32, b: i32) -> i32;
+    async fd_seek(a: i32, b: i64, c: i32, d: i32) -> i32;
+    async fd_sync(a: i32) -> i32;
+    sync fd_tell(a: i32, b: i32) -> i32;
+    async fd_write(a: i32, b: i32, c: i32, d: i32) -> i32;
+    async path_create_directory(a: i32, b: i32, c: i32) -> i32;
+    async path_filestat_get(a: i32, b: i32, c: i32, d: i32, e: i32) -> i32;
+    async path_filestat_set_times(a: i32, b: i32, c: i32, d: i32, e: i64, f: i64, g: i32) -> i32;
+    async path_link(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32, g: i32) -> i32;
+    async path_open(a: i32, b: i32, c: i32, d: i32, e: i32, f: i64, g: i64, h: i32, i: i32) -> i32;
+    async path_readlink(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32) -> i32;
+    async path_remove_directory(a: i32, b: i32, c: i32) -> i32;
+    async path_rename(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32) -> i32;
+    async path_symlink(a: i32, b: i32, c: i32, d: i32, e: i32) -> i32;
+    async path_unlink_file(a: i32, b: i32, c: i32) -> i32;
+    async poll_oneoff(a: i32, b: i32, c: i32, d: i32) -> i32;
+    sync proc_exit(a: i32) -> ();
+    sync proc_raise(a: i32) -> i32;
+    sync sched_yield() -> i32;
+    sync random_get(a: i32, b: i32) -> i32;
+    sync sock_accept(a: i32, b: i32, c: i32) -> i32;
+    sync sock_recv(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32) -> i32;
+    sync sock_send(a: i32, b: i32, c: i32, d: i32, e: i32) -> i32;
+    sync sock_shutdown(a: i32, b: i32) -> i32;
+}
