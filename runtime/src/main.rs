@@ -124,7 +124,7 @@ fn run(a: RunArgs) -> Result<i32> {
         dirs: a.dirs.iter().map(|d| DirMap::parse(d)).collect(),
         ..RunConfig::default()
     };
-    match program.run(&cfg, Trigger::None)? {
+    match program.run(&cfg, Trigger::None)?.outcome {
         Outcome::Exited(code) => Ok(code),
         Outcome::Checkpointed(_) => anyhow::bail!("the program stopped for a checkpoint, but `mvvm run` takes none; use `mvvm checkpoint`"),
     }

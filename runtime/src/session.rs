@@ -82,6 +82,16 @@ impl Default for RunConfig {
     }
 }
 
+/// What a run did.
+#[derive(Debug)]
+pub struct Run {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How many times sites polled the host (deterministic for a given trigger; with an armed
+    /// trigger every site visit polls).
+    pub polls: u64,
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -145,14 +155,22 @@ impl Program {
     }
 
     /// Runs the program from the start until it exits or a trigger checkpoints it.
-    pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Outcome, RuntimeError> {
+    pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Run, RuntimeError> {
         let (mut store, instance) = self.instantiate(cfg, trigger)?;
         if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
             if let Err(e) = start.call(&mut store, &[], &mut []) {
-                return finish_error(e);
+                let outcome = finish_error(e)?;
+                return Ok(Run {
+                    outcome,
+                    polls: store.data().ckpt.polls(),
+                });
             }
         }
-        self.drive(&mut store, &instance, &cfg.entry)
+        let outcome = self.drive(&mut store, &instance, &cfg.entry)?;
+        Ok(Run {
+            outcome,
+            polls: store.data().ckpt.polls(),
+        })
     }
 
     /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.
@@ -161,7 +179,7 @@ impl Program {
         cfg: &RunConfig,
         snap: &Snapshot,
         trigger: Trigger,
-    ) -> Result<Outcome, RuntimeError> {
+    ) -> Result<Run, RuntimeError> {
         if !self.info.policy.instrument {
             return Err(RuntimeError::Input(
                 "this module is not instrumented; it cannot be resumed".into(),
@@ -176,7 +194,16 @@ impl Program {
             abi::EXPORT_STATE,
             State::Rewinding as i32,
         )?;
-        self.drive(&mut store, &instance, &snap.entry)
+        let outcome = self.drive(&mut store, &instance, &snap.entry)?;
+        if !store.data().ckpt.rewound {
+            return Err(RuntimeError::Trap(
+                "the program finished without reaching the checkpointed site; the image does not match this module".into(),
+            ));
+        }
+        Ok(Run {
+            outcome,
+            polls: store.data().ckpt.polls(),
+        })
     }
 
     fn drive(

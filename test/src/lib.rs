@@ -1,1 +1,176 @@
-//! placeholder
+//! Shared helpers for mvvm's integration tests: the guest programs (built by `build.rs` into
+//! `MVVM_GUESTS_DIR`), how each is run, and what it must print.
+
+use mvvm_aot::{EngineOptions, Policy};
+use mvvm_runtime::{DirMap, Isa, Output, Program, RunConfig};
+use std::path::{Path, PathBuf};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// Where `build.rs` put the compiled guests.
+pub fn guests_dir() -> PathBuf {
+    PathBuf::from(env!("MVVM_GUESTS_DIR"))
+}
+
+/// The source directory of the guests (for `.expected` files).
+pub fn guests_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
+}
+
+/// One guest program and how to run it.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    /// File stem.
+    pub name: &'static str,
+    /// `wat` or `c`.
+    pub lang: &'static str,
+    /// Arguments after argv[0].
+    pub args: &'static [&'static str],
+    /// Environment.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Needs an empty directory preopened as `/data`.
+    pub data_dir: bool,
+    /// Expected exit status.
+    pub exit: i32,
+    /// Large program (SQLite, Lua): fewer policy combinations in the slow tests.
+    pub big: bool,
+}
+
+const fn g(name: &'static str, lang: &'static str) -> Guest {
+    Guest {
+        name,
+        lang,
+        args: &[],
+        env: &[],
+        data_dir: false,
+        exit: 0,
+        big: false,
+    }
+}
+
+/// Every guest program.
+pub fn all_guests() -> Vec<Guest> {
+    vec![
+        g("p", "wat"),
+        g("blocks", "wat"),
+        g("multivalue", "wat"),
+        g("indirect", "wat"),
+        g("simd", "wat"),
+        g("tailcall", "wat"),
+        g("loops", "wat"),
+        g("globals", "wat"),
+        g("compute", "c"),
+        g("fnptr", "c"),
+        Guest {
+            data_dir: true,
+            ..g("fileio", "c")
+        },
+        Guest {
+            args: &["one", "two words"],
+            env: &[("MVVM_A", "ay"), ("MVVM_B", "bee"), ("OTHER", "x")],
+            exit: 3,
+            ..g("argsenv", "c")
+        },
+        g("simd128", "c"),
+        Guest {
+            big: true,
+            ..g("sqlite_main", "c")
+        },
+        Guest {
+            big: true,
+            ..g("lua_main", "c")
+        },
+    ]
+}
+
+impl Guest {
+    /// The compiled module.
+    pub fn wasm(&self) -> Vec<u8> {
+        let p = guests_dir().join(format!("{}.wasm", self.name));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("guest {} not built ({e})", p.display()))
+    }
+
+    /// The stdout it must print.
+    pub fn expected(&self) -> Vec<u8> {
+        let p = guests_src()
+            .join(self.lang)
+            .join(format!("{}.expected", self.name));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A run configuration capturing stdout and stderr; `dir` is preopened as `/data` if needed.
+    pub fn config(&self, dir: Option<&Path>) -> (RunConfig, MemoryOutputPipe, MemoryOutputPipe) {
+        let out = MemoryOutputPipe::new(1 << 24);
+        let err = MemoryOutputPipe::new(1 << 24);
+        let mut argv = vec![self.name.to_string()];
+        argv.extend(self.args.iter().map(|s| s.to_string()));
+        let cfg = RunConfig {
+            argv,
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dirs: match (self.data_dir, dir) {
+                (true, Some(d)) => vec![DirMap {
+                    host: d.to_path_buf(),
+                    guest: "/data".into(),
+                }],
+                (true, None) => panic!("guest {} needs a data directory", self.name),
+                _ => vec![],
+            },
+            stdout: Output::Capture(out.clone()),
+            stderr: Output::Capture(err.clone()),
+            ..RunConfig::default()
+        };
+        (cfg, out, err)
+    }
+}
+
+/// The policies the tests exercise, with a label.
+pub fn policies() -> Vec<(&'static str, Policy)> {
+    let counter = |k: u8| Policy {
+        threshold_bits: k,
+        ..Policy::default_counter()
+    };
+    vec![
+        ("plain", Policy::plain()),
+        ("counter-loop K=16", counter(16)),
+        (
+            "entry+counter-loop K=4",
+            Policy {
+                function_entry: true,
+                ..counter(4)
+            },
+        ),
+        (
+            "entry+loop",
+            Policy {
+                function_entry: true,
+                loop_header: true,
+                counter_loop: false,
+                threshold_bits: 0,
+                instrument: true,
+            },
+        ),
+    ]
+}
+
+/// The policy with the most sites, used where checkpoints are taken.
+pub fn dense_policy() -> Policy {
+    Policy {
+        function_entry: true,
+        threshold_bits: 4,
+        ..Policy::default_counter()
+    }
+}
+
+/// Compiles a guest for an ISA.
+pub fn program(wasm: &[u8], policy: &Policy, isa: Isa) -> Program {
+    Program::from_wasm(wasm, policy, isa, &EngineOptions::default())
+        .unwrap_or_else(|e| panic!("cannot build program: {e}"))
+}
+
+/// The output captured so far.
+pub fn contents(p: &MemoryOutputPipe) -> Vec<u8> {
+    p.contents().to_vec()
+}
