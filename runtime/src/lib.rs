@@ -14,7 +14,7 @@ pub mod wasi;
 
 pub use host::Trigger;
 pub use program::{Isa, Program};
-pub use session::{DirMap, Outcome, Output, Run, RunConfig};
+pub use session::{CallResult, DirMap, Outcome, Output, ProbeEnd, Run, RunConfig};
 
 /// Why the runtime could not do what it was asked.
 #[derive(Debug, thiserror::Error)]

@@ -268,3 +268,121 @@ fn get_state(store: &mut Store<HostState>, instance: &Instance) -> Result<State,
         .and_then(State::from_i32)
         .ok_or_else(|| RuntimeError::Trap("guest state global holds an invalid value".into()))
 }
+
+/// The result of calling one export in [`Program::probe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallResult {
+    /// It returned these values.
+    Values(Vec<mvvm_checkpoint::Value>),
+    /// It trapped with this trap code.
+    Trap(String),
+}
+
+/// How a [`Program::probe`] ended.
+#[derive(Debug)]
+pub enum ProbeEnd {
+    /// Every export was called.
+    Done {
+        /// One result per export called.
+        results: Vec<CallResult>,
+        /// Memories, globals and tables at the end (`frames` empty).
+        state: Box<Snapshot>,
+        /// Site polls.
+        polls: u64,
+    },
+    /// A trigger checkpointed export `index`.
+    Checkpointed {
+        /// The export that was running.
+        index: usize,
+        /// Results of the exports before it.
+        results: Vec<CallResult>,
+        /// The checkpoint.
+        snap: Box<Snapshot>,
+        /// Site polls.
+        polls: u64,
+    },
+}
+
+impl Program {
+    /// Calls `exports[from..]` in order with default arguments, recording results, traps and the
+    /// final state: the differential referee's driver. With `resume`, the snapshot (taken while
+    /// `exports[from]` ran) is restored and `exports[from]` resumes instead of starting.
+    pub fn probe(
+        &self,
+        cfg: &RunConfig,
+        exports: &[String],
+        from: usize,
+        resume: Option<&Snapshot>,
+        trigger: Trigger,
+    ) -> Result<ProbeEnd, RuntimeError> {
+        let (mut store, instance) = self.instantiate(cfg, trigger)?;
+        if let Some(snap) = resume {
+            mvvm_restore::apply(&mut store, &instance, self.module_hash, snap)?;
+            store.data_mut().ckpt.set_rewind(snap.frames.clone());
+            set_global(
+                &mut store,
+                &instance,
+                abi::EXPORT_STATE,
+                State::Rewinding as i32,
+            )?;
+        } else if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
+            // A trapping start function is recorded like a trapping export.
+            if let Err(e) = start.call(&mut store, &[], &mut []) {
+                return Err(RuntimeError::Trap(format!(
+                    "start function: {}",
+                    trap_code(&e)?
+                )));
+            }
+        }
+        let funcs = FuncMap::new(&mut store, &instance);
+        let mut results = Vec::new();
+        for (index, name) in exports.iter().enumerate().skip(from) {
+            let func = instance
+                .get_func(&mut store, name)
+                .ok_or_else(|| RuntimeError::Input(format!("no exported function {name:?}")))?;
+            let ty = func.ty(&store);
+            let params: Vec<Val> = ty
+                .params()
+                .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
+                .collect();
+            let mut out: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
+            let r = func.call(&mut store, &params, &mut out);
+            if self.info.policy.instrument {
+                if get_state(&mut store, &instance)? == State::Unwinding {
+                    let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
+                    let snap = capture(&mut store, &instance, self.module_hash, name, frames)?;
+                    let polls = store.data().ckpt.polls();
+                    return Ok(ProbeEnd::Checkpointed {
+                        index,
+                        results,
+                        snap: Box::new(snap),
+                        polls,
+                    });
+                }
+            }
+            results.push(match r {
+                Ok(()) => CallResult::Values(
+                    out.iter()
+                        .map(|v| mvvm_checkpoint::value_of(&mut store, &funcs, v, name))
+                        .collect::<Result<_, _>>()?,
+                ),
+                Err(e) => CallResult::Trap(trap_code(&e)?),
+            });
+        }
+        let state = capture(&mut store, &instance, self.module_hash, "", Vec::new())?;
+        let polls = store.data().ckpt.polls();
+        Ok(ProbeEnd::Done {
+            results,
+            state: Box::new(state),
+            polls,
+        })
+    }
+}
+
+/// A wasm trap's code; any other error (a host failure) is returned as an error.
+fn trap_code(e: &wasmtime::Error) -> Result<String, RuntimeError> {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(t) => Ok(format!("{t:?}")),
+        None => Err(RuntimeError::Trap(format!("{e:?}"))),
+    }
+}

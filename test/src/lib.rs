@@ -174,3 +174,4 @@ pub fn program(wasm: &[u8], policy: &Policy, isa: Isa) -> Program {
 pub fn contents(p: &MemoryOutputPipe) -> Vec<u8> {
     p.contents().to_vec()
 }
+pub mod referee;

@@ -225,8 +225,29 @@ fn frame_stack(v: &FuncValidator<ValidatorResources>) -> Option<Vec<ValType>> {
     let n = (v.operand_stack_height() as usize).checked_sub(frame.height)?;
     (0..n)
         .rev()
-        .map(|d| v.get_operand_type(d).flatten())
+        .map(|d| v.get_operand_type(d).flatten().map(abstract_ref))
         .collect()
+}
+
+/// The validator types `ref.func` as a typed, non-null `(ref $t)` even without the
+/// function-references proposal. Spill locals, block types and placeholders use the abstract
+/// nullable supertype instead (`funcref`/`externref`), which every consumer of such a value accepts.
+fn abstract_ref(t: ValType) -> ValType {
+    use wasmparser::{AbstractHeapType, HeapType};
+    let ValType::Ref(r) = t else { return t };
+    match r.heap_type() {
+        HeapType::Abstract {
+            ty: AbstractHeapType::Extern,
+            ..
+        } => ValType::EXTERNREF,
+        HeapType::Abstract {
+            ty: AbstractHeapType::Func,
+            ..
+        }
+        | HeapType::Concrete(_)
+        | HeapType::Exact(_) => ValType::FUNCREF,
+        _ => t,
+    }
 }
 
 fn block_sig(

@@ -1,0 +1,269 @@
+//! The command-line tools as a user runs them: the demo of the transform issue, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `target/<profile>/` of this build, where cargo put `mvvm` and `mvvm-aot`.
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not built; run the suite with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One line on stderr, no panic, the given exit status.
+fn assert_clear_error(o: &Output, code: i32, mentions: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "exit status; stderr: {e}");
+    assert!(!e.contains("panicked"), "panic: {e}");
+    assert_eq!(
+        e.trim_end().lines().count(),
+        1,
+        "expected one line, got: {e}"
+    );
+    assert!(e.contains(mentions), "expected {mentions:?} in: {e}");
+}
+
+fn p_wat() -> PathBuf {
+    mvvm_tests::guests_src().join("wat/p.wat")
+}
+
+#[test]
+fn demo_three_targets_and_identical_output_on_native_and_pulley() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aot = dir.path().join("p.aot");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .args([
+            "--enable-checkpoint",
+            "--enable-counter-loop-checkpoint",
+            "--threshold-bits",
+            "4",
+            "-o",
+        ])
+        .arg(&aot)
+        .arg(p_wat()));
+    assert!(o.status.success(), "mvvm-aot: {}", stderr(&o));
+
+    let o = run(Command::new(bin("mvvm")).arg("inspect").arg(&aot));
+    assert!(o.status.success(), "inspect: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for t in [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "pulley64",
+    ] {
+        assert!(text.contains(t), "inspect lacks {t}:\n{text}");
+    }
+    assert!(text.contains("threshold K:  4"), "{text}");
+    assert!(text.contains("function entry"), "{text}");
+
+    // The uninstrumented module, run by the same runtime from the .wat directly.
+    let plain = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(p_wat()));
+    assert!(plain.status.success(), "plain: {}", stderr(&plain));
+    assert!(!plain.stdout.is_empty());
+    for isa in ["native", "pulley64"] {
+        let o = run(Command::new(bin("mvvm"))
+            .args(["run", "-t"])
+            .arg(&aot)
+            .args(["--isa", isa]));
+        assert!(o.status.success(), "{isa}: {}", stderr(&o));
+        assert_eq!(
+            o.stdout, plain.stdout,
+            "{isa} output differs from the uninstrumented module"
+        );
+        assert!(o.stderr.is_empty(), "{isa} wrote to stderr: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn exit_status_args_and_env_pass_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aot = dir.path().join("argsenv.aot");
+    let wasm = mvvm_tests::guests_dir().join("argsenv.wasm");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .args(["--target", "x86_64", "-o"])
+        .arg(&aot)
+        .arg(&wasm));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dashdash = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(&aot)
+        .args([
+            "-e",
+            "MVVM_A=ay",
+            "-e",
+            "MVVM_B=bee",
+            "--",
+            "one",
+            "two words",
+        ]));
+    assert_eq!(
+        dashdash.status.code(),
+        Some(3),
+        "exit status is argc: {}",
+        stderr(&dashdash)
+    );
+    let expected =
+        std::fs::read(mvvm_tests::guests_src().join("c/argsenv.expected")).expect("expected");
+    assert_eq!(
+        String::from_utf8_lossy(&dashdash.stdout),
+        String::from_utf8_lossy(&expected)
+    );
+    let comma = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(&aot)
+        .args(["-e", "MVVM_A=ay", "-e", "MVVM_B=bee", "-a", "one,two words"]));
+    assert_eq!(comma.status.code(), Some(3));
+    assert_eq!(comma.stdout, dashdash.stdout, "-a a,b equals -- a b");
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let out = d.join("x.aot");
+
+    // Not wasm at all.
+    std::fs::write(d.join("notwasm.wasm"), b"hello, I am a text file\xff\xfe").expect("write");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .arg("-o")
+        .arg(&out)
+        .arg(d.join("notwasm.wasm")));
+    assert_clear_error(&o, 2, "neither wasm binary");
+    assert!(!out.exists(), "no output on failure");
+
+    // Exceptions: valid wasm, unsupported proposal, named.
+    let exn =
+        wat::parse_str(r#"(module (tag $e) (func (export "_start") (throw $e)))"#).expect("wat");
+    std::fs::write(d.join("exn.wasm"), exn).expect("write");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .arg("-o")
+        .arg(&out)
+        .arg(d.join("exn.wasm")));
+    assert_clear_error(&o, 2, "exception handling");
+
+    // Shared memory and memory64 are named too.
+    let shared = wat::parse_str("(module (memory 1 1 shared))").expect("wat");
+    std::fs::write(d.join("shared.wasm"), shared).expect("write");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .arg("-o")
+        .arg(&out)
+        .arg(d.join("shared.wasm")));
+    assert_clear_error(&o, 2, "threads");
+    let m64 = wat::parse_str("(module (memory i64 1))").expect("wat");
+    std::fs::write(d.join("m64.wasm"), m64).expect("write");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .arg("-o")
+        .arg(&out)
+        .arg(d.join("m64.wasm")));
+    assert_clear_error(&o, 2, "memory64");
+
+    // Invalid wasm (bad magic after the header is fine, truncated body is not).
+    std::fs::write(d.join("trunc.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .arg("-o")
+        .arg(&out)
+        .arg(d.join("trunc.wasm")));
+    assert_clear_error(&o, 2, "not a valid WebAssembly module");
+
+    // Missing -t file.
+    let o = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(d.join("missing.aot")));
+    assert_clear_error(&o, 2, "no such file");
+
+    // A good .aot, then truncated, damaged and foreign versions of it.
+    let good = d.join("good.aot");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .args(["--target", "pulley64", "-o"])
+        .arg(&good)
+        .arg(p_wat()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&good).expect("read");
+
+    std::fs::write(d.join("trunc.aot"), &bytes[..bytes.len() / 2]).expect("write");
+    let o = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(d.join("trunc.aot"))
+        .args(["--isa", "pulley64"]));
+    assert_clear_error(&o, 2, "truncated");
+
+    let mut damaged = bytes.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x40;
+    std::fs::write(d.join("damaged.aot"), &damaged).expect("write");
+    let o = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(d.join("damaged.aot")));
+    assert_clear_error(&o, 2, "damaged");
+
+    let mut foreign = bytes.clone();
+    foreign[8] = 99; // version
+    std::fs::write(d.join("foreign.aot"), &foreign).expect("write");
+    let o = run(Command::new(bin("mvvm"))
+        .arg("inspect")
+        .arg(d.join("foreign.aot")));
+    assert_clear_error(&o, 2, "version 99");
+
+    let mut magic = bytes;
+    magic[..4].copy_from_slice(b"ELF\x7f");
+    std::fs::write(d.join("magic.aot"), &magic).expect("write");
+    let o = run(Command::new(bin("mvvm"))
+        .arg("inspect")
+        .arg(d.join("magic.aot")));
+    assert_clear_error(&o, 2, "not an mvvm .aot file");
+
+    // No artifact for this ISA: a logged warning, then the embedded module is compiled and runs.
+    let o = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(&good));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("compiling the embedded module"),
+        "{}",
+        stderr(&o)
+    );
+    let plain = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(p_wat()));
+    assert_eq!(o.stdout, plain.stdout);
+
+    // A missing --dir.
+    let o = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(&good)
+        .args(["--isa", "pulley64", "--dir", "/definitely/not/here::/data"]));
+    assert_clear_error(&o, 2, "no such directory");
+}
+
+#[test]
+fn a_trap_exits_134_with_the_trap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("trap.wat");
+    std::fs::write(
+        &w,
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    )
+    .expect("write");
+    let aot = dir.path().join("trap.aot");
+    let o = run(Command::new(bin("mvvm-aot"))
+        .args(["--target", "x86_64", "-o"])
+        .arg(&aot)
+        .arg(&w));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(&aot));
+    assert_eq!(o.status.code(), Some(134));
+    assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
+}

@@ -1,0 +1,54 @@
+//! The bounded differential referee run of the test suite (the long run is
+//! `cargo run --release -p mvvm-tests --bin referee -- 10000`).
+
+#[test]
+fn five_hundred_random_modules_agree_plain_instrumented_and_through_a_checkpoint() {
+    let t = mvvm_tests::referee::run(0, 500);
+    for (seed, m) in &t.mismatches {
+        eprintln!("MISMATCH seed {seed}: {m}");
+    }
+    eprintln!(
+        "referee: {} agree ({} through a checkpoint), {} inconclusive, {} mismatches",
+        t.agree,
+        t.checkpointed,
+        t.inconclusive,
+        t.mismatches.len()
+    );
+    assert!(t.mismatches.is_empty(), "{} mismatches", t.mismatches.len());
+    // Guard against the referee quietly comparing nothing.
+    assert!(t.agree >= 250, "only {} modules were compared", t.agree);
+    assert!(
+        t.checkpointed >= 200,
+        "only {} checkpoint round trips",
+        t.checkpointed
+    );
+}
+
+#[test]
+fn probe_reports_the_values_the_referee_compares() {
+    // The referee compares what `probe` reports; check that it reports real return values, so two
+    // modules that compute different things do not compare equal.
+    use mvvm_runtime::{CallResult, ProbeEnd, RunConfig, Trigger};
+    let a =
+        wat::parse_str(r#"(module (func (export "f") (result i32) i32.const 1))"#).expect("wat");
+    let b =
+        wat::parse_str(r#"(module (func (export "f") (result i32) i32.const 2))"#).expect("wat");
+    let names = vec!["f".to_string()];
+    let run = |w: &[u8]| match mvvm_tests::program(
+        w,
+        &mvvm_aot::Policy::default_counter(),
+        mvvm_runtime::Isa::Native,
+    )
+    .probe(&RunConfig::default(), &names, 0, None, Trigger::None)
+    .expect("probe")
+    {
+        ProbeEnd::Done { results, .. } => results,
+        ProbeEnd::Checkpointed { .. } => panic!("no trigger"),
+    };
+    let (ra, rb) = (run(&a), run(&b));
+    assert_eq!(
+        ra,
+        vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(1)])]
+    );
+    assert_ne!(ra, rb);
+}
