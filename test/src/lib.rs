@@ -58,6 +58,7 @@ pub fn all_guests() -> Vec<Guest> {
         g("tailcall", "wat"),
         g("loops", "wat"),
         g("globals", "wat"),
+        g("switch", "wat"),
         g("compute", "c"),
         g("fnptr", "c"),
         Guest {

@@ -148,7 +148,7 @@ pub(super) fn rewrite(
     };
     em.rsite = em.new_local(ValType::I32);
     em.unwind_label = em.open(EBlockType::Empty, Label::Synth);
-    em.emit_seq(&tree, &[])?;
+    em.emit_seq(&tree, &[], Vec::new())?;
     em.out.push(Instruction::Return);
     em.close(em.unwind_label);
     let body_code = std::mem::take(&mut em.out);
@@ -496,12 +496,13 @@ struct Emitter<'c, 'b, 'a> {
     unwind_label: usize,
 }
 
-/// One entry of a dispatch: rewinding to a site in `[lo, hi)` enters resume point `k`.
-struct Tramp {
-    k: usize,
+/// One entry of a dispatch: rewinding to a site in `[lo, hi)` runs `code` (which pushes the resume
+/// point's operands) and branches to the end of the wrapper block at label position `target`.
+struct Tramp<'a> {
     lo: u32,
     hi: u32,
-    cond: Option<i32>,
+    code: Vec<Instruction<'a>>,
+    target: usize,
 }
 
 impl<'a> Emitter<'_, '_, 'a> {
@@ -603,14 +604,20 @@ impl<'a> Emitter<'_, '_, 'a> {
     fn emit_plain(&mut self, n: &Node<'a>) -> Result<(), TransformError> {
         match n {
             Node::Op(op) => self.op(op),
-            Node::Construct(c) => self.emit_construct(c),
+            Node::Construct(c) => self.emit_construct(c, Vec::new()),
             Node::Call(_) | Node::Poll(_) => {
                 Err(TransformError::Internal("site emitted as plain code"))
             }
         }
     }
 
-    fn emit_construct(&mut self, c: &Construct<'a>) -> Result<(), TransformError> {
+    /// Emits a construct; `inherited` are dispatch entries of enclosing sequences that delegated
+    /// their dispatch into this block (see [`Emitter::emit_seq`]).
+    fn emit_construct(
+        &mut self,
+        c: &Construct<'a>,
+        inherited: Vec<Tramp<'a>>,
+    ) -> Result<(), TransformError> {
         let mut re = self.ctx.reencoder();
         let ins = match &c.op {
             Operator::Block { blockty } => {
@@ -626,19 +633,36 @@ impl<'a> Emitter<'_, '_, 'a> {
         };
         self.out.push(ins);
         self.labels.push(Label::Orig);
-        self.emit_seq(&c.body, &c.params)?;
+        self.emit_seq(&c.body, &c.params, inherited)?;
         if let Some(e) = &c.else_body {
             self.out.push(Instruction::Else);
-            self.emit_seq(e, &c.params)?;
+            self.emit_seq(e, &c.params, Vec::new())?;
         }
         self.labels.pop();
         self.out.push(Instruction::End);
         Ok(())
     }
 
-    fn emit_seq(&mut self, nodes: &[Node<'a>], params: &[ValType]) -> Result<(), TransformError> {
+    /// Emits a sequence (a construct body or the function body) whose stack starts with `params`.
+    ///
+    /// The dispatch of a sequence normally sits at its start. When the sequence *begins* with a
+    /// `block` containing resume points (and nothing needs spilling around it), the dispatch is
+    /// delegated into that block instead: from inside, it can still branch out to this sequence's
+    /// wrappers. Chains of leading blocks (how compilers lower `switch`, e.g. interpreter loops)
+    /// then pay one check on entry instead of one per nesting level.
+    fn emit_seq(
+        &mut self,
+        nodes: &[Node<'a>],
+        params: &[ValType],
+        inherited: Vec<Tramp<'a>>,
+    ) -> Result<(), TransformError> {
         let rps: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].resumes()).collect();
         if rps.is_empty() {
+            if !inherited.is_empty() {
+                return Err(TransformError::Internal(
+                    "dispatch delegated into a block without sites",
+                ));
+            }
             for n in nodes {
                 self.emit_plain(n)?;
             }
@@ -667,49 +691,74 @@ impl<'a> Emitter<'_, '_, 'a> {
         }
 
         // The dispatch, taken only while rewinding.
+        let delegate = rps[0] == 0
+            && matches!(&nodes[0], Node::Construct(c)
+                if matches!(c.op, Operator::Block { .. }) && c.below.is_empty());
         let mut tramps = Vec::new();
         for (k, i) in rps.iter().enumerate() {
+            if delegate && k == 0 {
+                continue; // the leading block dispatches its own sites
+            }
             match &nodes[*i] {
-                Node::Call(c) => tramps.push(Tramp {
-                    k,
-                    lo: c.site,
-                    hi: c.site + 1,
-                    cond: None,
-                }),
+                Node::Call(c) => {
+                    let code = self.call_tramp(c)?;
+                    tramps.push(Tramp {
+                        lo: c.site,
+                        hi: c.site + 1,
+                        code,
+                        target: e_pos[k],
+                    });
+                }
                 Node::Poll(p) => tramps.push(Tramp {
-                    k,
                     lo: p.site,
                     hi: p.site + 1,
-                    cond: None,
+                    code: vec![Instruction::I32Const(0), Instruction::LocalSet(self.rsite)],
+                    target: e_pos[k],
                 }),
-                Node::Construct(c) if c.is_if() => {
-                    if c.else_lo > c.then_lo {
-                        tramps.push(Tramp {
-                            k,
-                            lo: c.then_lo,
-                            hi: c.else_lo,
-                            cond: Some(1),
-                        });
+                Node::Construct(c) => {
+                    let mut code = Vec::new();
+                    for p in &c.params {
+                        code.push(dummy(*p)?);
                     }
-                    if c.hi > c.else_lo {
+                    if c.is_if() {
+                        if c.else_lo > c.then_lo {
+                            let mut then = code.clone();
+                            then.push(Instruction::I32Const(1));
+                            tramps.push(Tramp {
+                                lo: c.then_lo,
+                                hi: c.else_lo,
+                                code: then,
+                                target: e_pos[k],
+                            });
+                        }
+                        if c.hi > c.else_lo {
+                            code.push(Instruction::I32Const(0));
+                            tramps.push(Tramp {
+                                lo: c.else_lo,
+                                hi: c.hi,
+                                code,
+                                target: e_pos[k],
+                            });
+                        }
+                    } else {
                         tramps.push(Tramp {
-                            k,
-                            lo: c.else_lo,
+                            lo: c.then_lo,
                             hi: c.hi,
-                            cond: Some(0),
+                            code,
+                            target: e_pos[k],
                         });
                     }
                 }
-                Node::Construct(c) => tramps.push(Tramp {
-                    k,
-                    lo: c.then_lo,
-                    hi: c.hi,
-                    cond: None,
-                }),
                 Node::Op(_) => unreachable!("filtered above"),
             }
         }
-        self.emit_dispatch(nodes, &rps, &tramps, &e_pos)?;
+        tramps.extend(inherited);
+        let mut pass_down = Some(tramps);
+        if !delegate {
+            if let Some(t) = pass_down.take() {
+                self.emit_dispatch(t)?;
+            }
+        }
 
         let mut next = 0;
         for (k, &i) in rps.iter().enumerate() {
@@ -788,7 +837,12 @@ impl<'a> Emitter<'_, '_, 'a> {
                 Node::Construct(c) => {
                     let spilled = self.spill(&c.below, &c.operands());
                     self.close(e_pos[k]);
-                    self.emit_construct(c)?;
+                    let inherited = if k == 0 {
+                        pass_down.take().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    self.emit_construct(c, inherited)?;
                     self.reload(spilled, &c.results);
                 }
                 Node::Op(_) => unreachable!("filtered above"),
@@ -800,13 +854,34 @@ impl<'a> Emitter<'_, '_, 'a> {
         Ok(())
     }
 
-    fn emit_dispatch(
-        &mut self,
-        nodes: &[Node<'a>],
-        rps: &[usize],
-        tramps: &[Tramp],
-        e_pos: &[usize],
-    ) -> Result<(), TransformError> {
+    /// Code that pushes a call site's operands while rewinding (placeholders, except the table
+    /// index of an indirect call) and marks the rewind complete at this frame.
+    fn call_tramp(&mut self, c: &CallNode) -> Result<Vec<Instruction<'a>>, TransformError> {
+        let mut code = vec![Instruction::I32Const(0), Instruction::LocalSet(self.rsite)];
+        let nargs = match c.how {
+            CallHow::Direct(_) => c.args.len(),
+            CallHow::Indirect { .. } => c.args.len() - 1,
+        };
+        for a in &c.args[..nargs] {
+            code.push(dummy(*a)?);
+        }
+        match (c.how, c.tail) {
+            (CallHow::Indirect { .. }, false) => code.push(Instruction::LocalGet(self.cidx())),
+            (CallHow::Indirect { .. }, true) => {
+                // No frame was saved for a tail-calling function: the host finds the callee's
+                // slot in the table.
+                code.extend([
+                    Instruction::I32Const(c.site as i32),
+                    Instruction::Call(self.ctx.host(HostFunc::TailIndex)),
+                ]);
+            }
+            _ => {}
+        }
+        Ok(code)
+    }
+
+    /// `if $rsite { br_table … }`: jumps to the trampoline of the site being rewound to.
+    fn emit_dispatch(&mut self, tramps: Vec<Tramp<'a>>) -> Result<(), TransformError> {
         let lo = tramps.iter().map(|t| t.lo).min().unwrap_or(0);
         let hi = tramps.iter().map(|t| t.hi).max().unwrap_or(0);
         let n = tramps.len();
@@ -834,50 +909,10 @@ impl<'a> Emitter<'_, '_, 'a> {
             Instruction::I32Sub,
             Instruction::BrTable(targets.into(), self.depth(default_pos)),
         ]);
-        for (j, t) in tramps.iter().enumerate() {
+        for (j, t) in tramps.into_iter().enumerate() {
             self.close(t_pos[j]);
-            match &nodes[rps[t.k]] {
-                Node::Call(c) => {
-                    self.out
-                        .extend([Instruction::I32Const(0), Instruction::LocalSet(self.rsite)]);
-                    let nargs = match c.how {
-                        CallHow::Direct(_) => c.args.len(),
-                        CallHow::Indirect { .. } => c.args.len() - 1,
-                    };
-                    for a in &c.args[..nargs] {
-                        self.out.push(dummy(*a)?);
-                    }
-                    match (c.how, c.tail) {
-                        (CallHow::Indirect { .. }, false) => {
-                            let l = self.cidx();
-                            self.out.push(Instruction::LocalGet(l));
-                        }
-                        (CallHow::Indirect { .. }, true) => {
-                            // No frame was saved for a tail-calling function: the host finds the
-                            // callee's slot in the table.
-                            self.out.extend([
-                                Instruction::I32Const(c.site as i32),
-                                Instruction::Call(self.ctx.host(HostFunc::TailIndex)),
-                            ]);
-                        }
-                        _ => {}
-                    }
-                }
-                Node::Poll(_) => {
-                    self.out
-                        .extend([Instruction::I32Const(0), Instruction::LocalSet(self.rsite)]);
-                }
-                Node::Construct(c) => {
-                    for p in &c.params {
-                        self.out.push(dummy(*p)?);
-                    }
-                    if let Some(cond) = t.cond {
-                        self.out.push(Instruction::I32Const(cond));
-                    }
-                }
-                Node::Op(_) => unreachable!("filtered above"),
-            }
-            self.out.push(Instruction::Br(self.depth(e_pos[t.k])));
+            self.out.extend(t.code);
+            self.out.push(Instruction::Br(self.depth(t.target)));
         }
         self.close(default_pos);
         self.out.push(Instruction::Unreachable);
