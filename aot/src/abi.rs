@@ -123,9 +123,11 @@ pub enum HostFunc {
     RestoreFuncRef,
     /// `restore_externref() -> externref`
     RestoreExternRef,
-    /// `tail_index(site: i32) -> i32`: while rewinding through an indirect tail-call site, the table
-    /// index of the function the rewind must tail-call.
-    TailIndex,
+    /// `rewind_index(site: i32, saved: i32) -> i32`: while rewinding through an indirect call site
+    /// (`saved` is the index the call used, or -1 for a tail call, whose frame was not saved), the
+    /// table index that leads to the frame being restored. The table may have changed since the
+    /// call; the host may patch a slot for the duration of the rewind.
+    RewindIndex,
 }
 
 impl HostFunc {
@@ -148,7 +150,7 @@ impl HostFunc {
         HostFunc::RestoreV128,
         HostFunc::RestoreFuncRef,
         HostFunc::RestoreExternRef,
-        HostFunc::TailIndex,
+        HostFunc::RewindIndex,
     ];
 
     /// The import field name.
@@ -171,7 +173,7 @@ impl HostFunc {
             HostFunc::RestoreV128 => "restore_v128",
             HostFunc::RestoreFuncRef => "restore_funcref",
             HostFunc::RestoreExternRef => "restore_externref",
-            HostFunc::TailIndex => "tail_index",
+            HostFunc::RewindIndex => "rewind_index",
         }
     }
 

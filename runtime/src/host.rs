@@ -52,6 +52,10 @@ pub struct CkptState {
     /// Whether a rewind finished (the innermost site was reached).
     pub rewound: bool,
     tail_target: Option<u32>,
+    /// Table slots lent to a rewind (table, index, previous value); undone when it completes.
+    patches: Vec<(wasmtime::Table, u64, wasmtime::Ref)>,
+    /// While set (the start function runs), sites neither count nor fire.
+    pub suspended: bool,
 }
 
 impl CkptState {
@@ -70,6 +74,8 @@ impl CkptState {
             funcs: None,
             rewound: false,
             tail_target: None,
+            patches: Vec::new(),
+            suspended: false,
         }
     }
 
@@ -97,6 +103,16 @@ impl CkptState {
             }
         }
         out
+    }
+
+    /// Whether calling `f` through a call of type `type_id` reaches `goal`'s frame (directly or
+    /// through tail calls).
+    fn leads_to(&self, f: u32, goal: u32, type_id: u32) -> bool {
+        self.info
+            .functions
+            .get(f as usize)
+            .is_some_and(|i| i.type_id == type_id)
+            && (f == goal || self.tail_hop(f, goal).is_some())
     }
 
     /// The first hop (site, callee) of a shortest tail-call path from `from` to `to`.
@@ -229,6 +245,87 @@ fn mismatch(want: &str, got: &Value) -> wasmtime::Error {
     wasmtime::format_err!("image frame slot holds {got:?} where the module expects {want}; the image does not match this module")
 }
 
+/// The table slot an indirect call site must call through while rewinding (see
+/// [`HostFunc::RewindIndex`]).
+fn rewind_index(c: &mut Caller<'_, HostState>, site: u32, saved: i32) -> wasmtime::Result<i32> {
+    let (type_id, table, tail) = match c.data().ckpt.info.sites.get(site as usize).map(|s| &s.kind)
+    {
+        Some(SiteKind::CallIndirect { type_id, table }) => (*type_id, *table, false),
+        Some(SiteKind::TailCallIndirect { type_id, table }) => (*type_id, *table, true),
+        _ => wasmtime::bail!("site {site} is not an indirect call site"),
+    };
+    let ck = &mut c.data_mut().ckpt;
+    // The function whose frame comes next, or the tail-callee chosen by `restore_frame`.
+    let goal = if tail {
+        ck.tail_target.take()
+    } else {
+        ck.rewinding.last().map(|f| f.func)
+    };
+    let Some(goal) = goal else {
+        wasmtime::bail!("indirect call site {site} is rewinding but no frame is left to reach");
+    };
+    let name = abi::export_table(table);
+    let Some(Extern::Table(t)) = c.get_export(&name) else {
+        wasmtime::bail!("instrumented module lacks export {name}");
+    };
+    let funcs = c.data_mut().ckpt.funcs.take();
+    let result = (|| {
+        let funcs = funcs
+            .as_ref()
+            .ok_or_else(|| wasmtime::format_err!("no function map"))?;
+        let slot_func = |c: &mut Caller<'_, HostState>, i: u64| match t.get(&mut *c, i) {
+            Some(wasmtime::Ref::Func(Some(f))) => funcs.index_of(&mut *c, &f),
+            _ => None,
+        };
+        // 1. The slot the call used, if it still leads there.
+        if saved >= 0 {
+            if let Some(f) = slot_func(c, saved as u64) {
+                if c.data().ckpt.leads_to(f, goal, type_id) {
+                    return Ok(saved);
+                }
+            }
+        }
+        // 2. Any slot that leads there.
+        let size = t.size(&*c);
+        for i in 0..size {
+            if let Some(f) = slot_func(c, i) {
+                if c.data().ckpt.leads_to(f, goal, type_id) {
+                    return Ok(i as i32);
+                }
+            }
+        }
+        // 3. The table no longer holds the callee: lend a slot to the goal for the rewind.
+        let ck = &c.data().ckpt;
+        if !ck
+            .info
+            .functions
+            .get(goal as usize)
+            .is_some_and(|i| i.type_id == type_id)
+        {
+            wasmtime::bail!("function {goal} was called through table {table}, which no longer holds it, and its type differs from the call's; cannot rewind this call");
+        }
+        let Some(f) = funcs.func(goal) else {
+            wasmtime::bail!(
+                "function {goal} is not address-taken; cannot rewind the indirect call"
+            );
+        };
+        if size == 0 {
+            wasmtime::bail!("table {table} is empty; cannot rewind the indirect call");
+        }
+        let slot = if saved >= 0 && (saved as u64) < size {
+            saved as u64
+        } else {
+            0
+        };
+        let old = t.get(&mut *c, slot).unwrap_or(wasmtime::Ref::Func(None));
+        t.set(&mut *c, slot, wasmtime::Ref::Func(Some(f)))?;
+        c.data_mut().ckpt.patches.push((t, slot, old));
+        Ok(slot as i32)
+    })();
+    c.data_mut().ckpt.funcs = funcs;
+    result
+}
+
 /// Defines every `mvvm.*` import in `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let m = abi::IMPORT_MODULE;
@@ -248,12 +345,17 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     }
                     ck.current = None;
                     ck.rewound = true;
+                    let patches = std::mem::take(&mut ck.patches);
                     let cd = ck.countdown();
+                    for (t, i, old) in patches.into_iter().rev() {
+                        t.set(&mut c, i, old)?;
+                    }
                     set_i32(&mut c, abi::EXPORT_STATE, State::Normal as i32)?;
                     set_i32(&mut c, abi::EXPORT_COUNTDOWN, cd)?;
                 }
                 State::Normal => {
-                    let fire = c.data_mut().ckpt.fires(site as u32);
+                    let ck = &mut c.data_mut().ckpt;
+                    let fire = !ck.suspended && ck.fires(site as u32);
                     let cd = c.data().ckpt.countdown();
                     set_i32(&mut c, abi::EXPORT_COUNTDOWN, cd)?;
                     if fire {
@@ -357,33 +459,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             None => wasmtime::bail!("image frame belongs to function {top} but function {func} is rewinding and cannot tail-call its way there; the image does not match this module"),
         }
     })?;
-    linker.func_wrap(m, HostFunc::TailIndex.name(), |mut c: Caller<'_, HostState>, site: i32| -> wasmtime::Result<i32> {
-        let table = match c.data().ckpt.info.sites.get(site as usize).map(|s| &s.kind) {
-            Some(SiteKind::TailCallIndirect { table, .. }) => *table,
-            _ => wasmtime::bail!("site {site} is not an indirect tail call"),
-        };
-        let Some(target) = c.data_mut().ckpt.tail_target.take() else {
-            wasmtime::bail!("tail_index called without a pending tail call");
-        };
-        let Some(Extern::Table(t)) = c.get_export(&abi::export_table(table)) else {
-            wasmtime::bail!("instrumented module lacks export {}", abi::export_table(table));
-        };
-        let funcs = c.data_mut().ckpt.funcs.take();
-        let mut found = None;
-        for i in 0..t.size(&c) {
-            if let Some(wasmtime::Ref::Func(Some(f))) = t.get(&mut c, i) {
-                if funcs.as_ref().and_then(|m| m.index_of(&mut c, &f)) == Some(target) {
-                    found = Some(i);
-                    break;
-                }
-            }
-        }
-        c.data_mut().ckpt.funcs = funcs;
-        match found {
-            Some(i) => Ok(i as i32),
-            None => wasmtime::bail!("function {target} is no longer in table {table}; cannot re-issue the tail call"),
-        }
-    })?;
+    linker.func_wrap(
+        m,
+        HostFunc::RewindIndex.name(),
+        |mut c: Caller<'_, HostState>, site: i32, saved: i32| -> wasmtime::Result<i32> {
+            rewind_index(&mut c, site as u32, saved)
+        },
+    )?;
     linker.func_wrap(
         m,
         HostFunc::RestoreI32.name(),

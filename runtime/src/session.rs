@@ -158,7 +158,11 @@ impl Program {
     pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Run, RuntimeError> {
         let (mut store, instance) = self.instantiate(cfg, trigger)?;
         if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
-            if let Err(e) = start.call(&mut store, &[], &mut []) {
+            // Instantiation is not resumable: no checkpoint inside the start function.
+            store.data_mut().ckpt.suspended = true;
+            let r = start.call(&mut store, &[], &mut []);
+            store.data_mut().ckpt.suspended = false;
+            if let Err(e) = r {
                 let outcome = finish_error(e)?;
                 return Ok(Run {
                     outcome,
@@ -326,8 +330,10 @@ impl Program {
                 State::Rewinding as i32,
             )?;
         } else if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
-            // A trapping start function is recorded like a trapping export.
-            if let Err(e) = start.call(&mut store, &[], &mut []) {
+            store.data_mut().ckpt.suspended = true;
+            let r = start.call(&mut store, &[], &mut []);
+            store.data_mut().ckpt.suspended = false;
+            if let Err(e) = r {
                 return Err(RuntimeError::Trap(format!(
                     "start function: {}",
                     trap_code(&e)?

@@ -52,3 +52,23 @@ fn probe_reports_the_values_the_referee_compares() {
     );
     assert_ne!(ra, rb);
 }
+
+#[test]
+fn former_mismatches_stay_fixed() {
+    use mvvm_tests::referee::{judge, Verdict};
+    // Seeds the 10,000-module run once failed on: a checkpoint inside the start function (1280,
+    // 8823), a callee that changed the table it was called through (3451), stack exhaustion at a
+    // different depth (7850), a three-frame rewind through indirect calls (5805).
+    for seed in [1280, 8823, 3451, 5805] {
+        assert_eq!(
+            judge(seed),
+            Verdict::Agree { checkpointed: true },
+            "seed {seed}"
+        );
+    }
+    assert_eq!(
+        judge(7850),
+        Verdict::Inconclusive,
+        "plain run exhausts the stack"
+    );
+}

@@ -447,7 +447,8 @@ fn build_tree<'a>(
                     }
                 } else {
                     SiteKind::CallIndirect {
-                        type_index: *type_index,
+                        type_id: ctx.canonical[*type_index as usize],
+                        table: *table_index,
                     }
                 };
                 let site = new_site(sites, kind);
@@ -865,17 +866,17 @@ impl<'a> Emitter<'_, '_, 'a> {
         for a in &c.args[..nargs] {
             code.push(dummy(*a)?);
         }
-        match (c.how, c.tail) {
-            (CallHow::Indirect { .. }, false) => code.push(Instruction::LocalGet(self.cidx())),
-            (CallHow::Indirect { .. }, true) => {
-                // No frame was saved for a tail-calling function: the host finds the callee's
-                // slot in the table.
-                code.extend([
-                    Instruction::I32Const(c.site as i32),
-                    Instruction::Call(self.ctx.host(HostFunc::TailIndex)),
-                ]);
+        if let CallHow::Indirect { .. } = c.how {
+            // The table may have changed since the call was made (and a tail-calling function
+            // saved no index at all): the host answers with a slot that leads to the frame
+            // being restored.
+            code.push(Instruction::I32Const(c.site as i32));
+            if c.tail {
+                code.push(Instruction::I32Const(-1));
+            } else {
+                code.push(Instruction::LocalGet(self.cidx()));
             }
-            _ => {}
+            code.push(Instruction::Call(self.ctx.host(HostFunc::RewindIndex)));
         }
         Ok(code)
     }

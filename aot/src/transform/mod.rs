@@ -107,8 +107,10 @@ pub enum SiteKind {
     },
     /// An indirect call whose callee may unwind.
     CallIndirect {
-        /// The call's type index.
-        type_index: u32,
+        /// Canonical type id of the call's type (see [`FunctionInfo::type_id`]).
+        type_id: u32,
+        /// The table called through.
+        table: u32,
     },
     /// A `return_call` whose callee may unwind.
     TailCall {
@@ -392,7 +394,7 @@ fn host_signature(f: HostFunc) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder:
         HostFunc::SaveFuncRef => (vec![V::FUNCREF], vec![]),
         HostFunc::SaveExternRef => (vec![V::EXTERNREF], vec![]),
         HostFunc::RestoreFrame => (vec![V::I32], vec![V::I32]),
-        HostFunc::TailIndex => (vec![V::I32], vec![V::I32]),
+        HostFunc::RewindIndex => (vec![V::I32, V::I32], vec![V::I32]),
         HostFunc::RestoreI32 | HostFunc::RestoreF32 => (vec![], vec![V::I32]),
         HostFunc::RestoreI64 | HostFunc::RestoreF64 => (vec![], vec![V::I64]),
         HostFunc::RestoreV128 => (vec![], vec![V::V128]),
