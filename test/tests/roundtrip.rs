@@ -154,3 +154,70 @@ fn resume_refuses_a_snapshot_of_another_module() {
         .expect_err("must refuse");
     assert!(err.to_string().contains("another module"), "{err}");
 }
+
+/// A callee that replaces its own table slot, then is checkpointed: the rewind must still enter
+/// it, not whatever the slot holds now (the host lends the slot for the rewind and restores it).
+#[test]
+fn rewind_through_a_table_the_callee_changed() {
+    use mvvm_runtime::{CallResult, ProbeEnd, RunConfig};
+    let wat = r#"
+      (module
+        (type $t (func (result i32)))
+        (table 2 funcref)
+        (elem (i32.const 0) $f $g)
+        (global $n (mut i32) (i32.const 0))
+        (func $f (type $t) (local $i i32)
+          ;; replace ourselves with $g, then loop (a site) and return a value only $f computes
+          (table.set (i32.const 0) (ref.func $g))
+          (loop $l
+            (global.set $n (i32.add (global.get $n) (local.get $i)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 50))))
+          (i32.add (global.get $n) (i32.const 1000)))
+        (func $g (type $t) (i32.const -1))
+        (func (export "main") (result i32)
+          (call_indirect (type $t) (i32.const 0))))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let names = vec!["main".to_string()];
+    let cfg = RunConfig::default();
+    let native = program(&wasm, &dense_policy(), Isa::Native);
+    let pulley = program(&wasm, &dense_policy(), Isa::Pulley64);
+    let ProbeEnd::Done {
+        results: want,
+        polls,
+        ..
+    } = native
+        .probe(&cfg, &names, 0, None, Trigger::Poll(u64::MAX))
+        .expect("trace")
+    else {
+        panic!("no trigger")
+    };
+    assert_eq!(
+        want,
+        vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(
+            1000 + 1225
+        )])]
+    );
+    for n in 2..=polls {
+        let ProbeEnd::Checkpointed { index, snap, .. } = native
+            .probe(&cfg, &names, 0, None, Trigger::Poll(n))
+            .expect("checkpoint")
+        else {
+            panic!("no checkpoint at poll {n}")
+        };
+        let target = if n % 2 == 0 { &pulley } else { &native };
+        let ProbeEnd::Done { results, state, .. } = target
+            .probe(&cfg, &names, index, Some(&snap), Trigger::None)
+            .expect("resume")
+        else {
+            panic!("checkpointed again")
+        };
+        assert_eq!(results, want, "after a checkpoint at poll {n}");
+        // The lent slot was given back: slot 0 holds $g (function 1) as the program left it.
+        assert_eq!(
+            state.tables[0].elements[0],
+            mvvm_checkpoint::Value::FuncRef(Some(1)),
+            "poll {n}"
+        );
+    }
+}
