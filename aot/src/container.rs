@@ -115,6 +115,12 @@ impl AotFile {
         if bytes.len() < total {
             return Err(ContainerError::Truncated(name.into(), bytes.len(), total));
         }
+        if bytes.len() > total {
+            return Err(ContainerError::Decode(
+                name.into(),
+                format!("{} unexpected bytes after the body", bytes.len() - total),
+            ));
+        }
         let body = &bytes[HEADER_LEN..total];
         if crc32fast::hash(body) != crc {
             return Err(ContainerError::Checksum(name.into()));

@@ -145,6 +145,12 @@ fn container_round_trips_and_rejects_damage() {
         AotFile::decode("x", &bytes[..30]),
         Err(ContainerError::Truncated(..))
     ));
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(
+        matches!(AotFile::decode("x", &long), Err(ContainerError::Decode(..))),
+        "trailing bytes are refused"
+    );
     let mut bad = bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;

@@ -296,11 +296,11 @@ fn rewind_index(c: &mut Caller<'_, HostState>, site: u32, saved: i32) -> wasmtim
         }
         // 3. The table no longer holds the callee: lend a slot to the goal for the rewind.
         let ck = &c.data().ckpt;
-        if !ck
+        if ck
             .info
             .functions
             .get(goal as usize)
-            .is_some_and(|i| i.type_id == type_id)
+            .is_none_or(|i| i.type_id != type_id)
         {
             wasmtime::bail!("function {goal} was called through table {table}, which no longer holds it, and its type differs from the call's; cannot rewind this call");
         }
@@ -342,6 +342,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                             "rewind reached site {site} with {} frames left over",
                             ck.rewinding.len()
                         );
+                    }
+                    if let Some((f, used)) = &ck.current {
+                        if *used != f.slots.len() {
+                            wasmtime::bail!("image frame of function {} has {} slots, the module reloaded {used}; the image does not match this module", f.func, f.slots.len());
+                        }
                     }
                     ck.current = None;
                     ck.rewound = true;
@@ -447,6 +452,9 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         };
         if top == func {
             let frame = ck.rewinding.pop().expect("checked above");
+            if ck.info.sites.get(frame.site as usize).map(|s| s.func) != Some(func) {
+                wasmtime::bail!("image frame of function {func} names site {}, which is not in that function; the image does not match this module", frame.site);
+            }
             ck.current = Some((frame, 0));
             return Ok(0);
         }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mvvm_aot::container::AotFile;
 use mvvm_runtime::{DirMap, Isa, Outcome, Program, RunConfig, RuntimeError, Trigger};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// mvvm: a WebAssembly runtime that can stop a program at a checkpoint site, write its whole state
@@ -130,7 +130,7 @@ fn run(a: RunArgs) -> Result<i32> {
     }
 }
 
-fn inspect(file: &PathBuf) -> Result<()> {
+fn inspect(file: &Path) -> Result<()> {
     let aot = AotFile::read(file)?;
     let info = &aot.info;
     let instrumented = info.functions.iter().filter(|f| f.instrumented).count();

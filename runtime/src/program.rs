@@ -71,6 +71,11 @@ impl Program {
     /// Loads a decoded `.aot` file, preferring its precompiled artifact for the target.
     pub fn from_aot(aot: &AotFile, isa: Isa) -> Result<Program, RuntimeError> {
         let target = isa.target()?;
+        if aot.engine.fuel {
+            return Err(RuntimeError::Input(
+                "this .aot was compiled with fuel metering, which mvvm-aot never writes; rebuild it with mvvm-aot".into(),
+            ));
+        }
         let config = engine_config(target, &aot.engine).map_err(RuntimeError::Engine)?;
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
         let mut source = CodeSource::Artifact;

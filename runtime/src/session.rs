@@ -353,18 +353,17 @@ impl Program {
                 .collect();
             let mut out: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
             let r = func.call(&mut store, &params, &mut out);
-            if self.info.policy.instrument {
-                if get_state(&mut store, &instance)? == State::Unwinding {
-                    let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
-                    let snap = capture(&mut store, &instance, self.module_hash, name, frames)?;
-                    let polls = store.data().ckpt.polls();
-                    return Ok(ProbeEnd::Checkpointed {
-                        index,
-                        results,
-                        snap: Box::new(snap),
-                        polls,
-                    });
-                }
+            if self.info.policy.instrument && get_state(&mut store, &instance)? == State::Unwinding
+            {
+                let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
+                let snap = capture(&mut store, &instance, self.module_hash, name, frames)?;
+                let polls = store.data().ckpt.polls();
+                return Ok(ProbeEnd::Checkpointed {
+                    index,
+                    results,
+                    snap: Box::new(snap),
+                    polls,
+                });
             }
             results.push(match r {
                 Ok(()) => CallResult::Values(

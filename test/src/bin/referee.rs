@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
         println!("MISMATCH seed {seed}: {m}");
     }
     println!(
-        "referee: {count} modules (seeds {first}..{}): {} agree ({} also through a checkpoint), {} inconclusive (out of fuel), {} mismatches, {:.0?}",
+        "referee: {count} modules (seeds {first}..{}): {} agree ({} also through a checkpoint), {} inconclusive (plain run out of fuel or stack), {} mismatches, {:.0?}",
         first + count,
         t.agree,
         t.checkpointed,
