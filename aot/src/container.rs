@@ -125,9 +125,18 @@ impl AotFile {
         if crc32fast::hash(body) != crc {
             return Err(ContainerError::Checksum(name.into()));
         }
-        let (file, _): (AotFile, usize) =
+        let (file, used): (AotFile, usize) =
             bincode::serde::decode_from_slice(body, bincode::config::standard())
                 .map_err(|e| ContainerError::Decode(name.into(), e.to_string()))?;
+        if used != body.len() {
+            return Err(ContainerError::Decode(
+                name.into(),
+                format!(
+                    "{} unexpected bytes after the encoded contents",
+                    body.len() - used
+                ),
+            ));
+        }
         if module_hash(&file.wasm) != file.module_hash {
             return Err(ContainerError::Checksum(name.into()));
         }
