@@ -9,4 +9,12 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # The CLI tests run target/release/mvvm and mvvm-aot: build every binary first (cargo test only
 # builds the binaries of packages that have integration tests of their own).
 cargo build --release --workspace --bins
-cargo test --release --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --workspace 2>&1 | tee "$log" || status=$?
+# cargo's last result line belongs to the doc-tests (0 tests); close with the suite's total.
+passed=$(grep -oE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -oE '; [0-9]+ failed' "$log" | awk '{s += $2} END {print s + 0}')
+echo "mvvm: $passed passed, $failed failed"
+exit "$status"

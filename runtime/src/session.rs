@@ -157,18 +157,12 @@ impl Program {
     /// Runs the program from the start until it exits or a trigger checkpoints it.
     pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Run, RuntimeError> {
         let (mut store, instance) = self.instantiate(cfg, trigger)?;
-        if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
-            // Instantiation is not resumable: no checkpoint inside the start function.
-            store.data_mut().ckpt.suspended = true;
-            let r = start.call(&mut store, &[], &mut []);
-            store.data_mut().ckpt.suspended = false;
-            if let Err(e) = r {
-                let outcome = finish_error(e)?;
-                return Ok(Run {
-                    outcome,
-                    polls: store.data().ckpt.polls(),
-                });
-            }
+        if let Err(e) = call_start(&mut store, &instance) {
+            let outcome = finish_error(e)?;
+            return Ok(Run {
+                outcome,
+                polls: store.data().ckpt.polls(),
+            });
         }
         let outcome = self.drive(&mut store, &instance, &cfg.entry)?;
         Ok(Run {
@@ -190,14 +184,7 @@ impl Program {
             ));
         }
         let (mut store, instance) = self.instantiate(cfg, trigger)?;
-        mvvm_restore::apply(&mut store, &instance, self.module_hash, snap)?;
-        store.data_mut().ckpt.set_rewind(snap.frames.clone());
-        set_global(
-            &mut store,
-            &instance,
-            abi::EXPORT_STATE,
-            State::Rewinding as i32,
-        )?;
+        self.prepare_rewind(&mut store, &instance, snap)?;
         let outcome = self.drive(&mut store, &instance, &snap.entry)?;
         if !store.data().ckpt.rewound {
             return Err(RuntimeError::Trap(
@@ -208,6 +195,19 @@ impl Program {
             outcome,
             polls: store.data().ckpt.polls(),
         })
+    }
+
+    /// Loads `snap` into a fresh instance and arms the rewind: the next call of its entry export
+    /// reloads every frame.
+    fn prepare_rewind(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        snap: &Snapshot,
+    ) -> Result<(), RuntimeError> {
+        mvvm_restore::apply(&mut *store, instance, self.module_hash, snap)?;
+        store.data_mut().ckpt.set_rewind(snap.frames.clone());
+        set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)
     }
 
     fn drive(
@@ -239,6 +239,18 @@ impl Program {
         }
         Ok(Outcome::Exited(0))
     }
+}
+
+/// Runs the module's start function, if it had one, with checkpoints suspended: instantiation is
+/// not resumable, so its polls neither count nor fire.
+fn call_start(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<()> {
+    let Some(start) = instance.get_func(&mut *store, abi::EXPORT_START) else {
+        return Ok(());
+    };
+    store.data_mut().ckpt.suspended = true;
+    let r = start.call(&mut *store, &[], &mut []);
+    store.data_mut().ckpt.suspended = false;
+    r
 }
 
 fn finish_error(e: wasmtime::Error) -> Result<Outcome, RuntimeError> {
@@ -321,24 +333,12 @@ impl Program {
     ) -> Result<ProbeEnd, RuntimeError> {
         let (mut store, instance) = self.instantiate(cfg, trigger)?;
         if let Some(snap) = resume {
-            mvvm_restore::apply(&mut store, &instance, self.module_hash, snap)?;
-            store.data_mut().ckpt.set_rewind(snap.frames.clone());
-            set_global(
-                &mut store,
-                &instance,
-                abi::EXPORT_STATE,
-                State::Rewinding as i32,
-            )?;
-        } else if let Some(start) = instance.get_func(&mut store, abi::EXPORT_START) {
-            store.data_mut().ckpt.suspended = true;
-            let r = start.call(&mut store, &[], &mut []);
-            store.data_mut().ckpt.suspended = false;
-            if let Err(e) = r {
-                return Err(RuntimeError::Trap(format!(
-                    "start function: {}",
-                    trap_code(&e)?
-                )));
-            }
+            self.prepare_rewind(&mut store, &instance, snap)?;
+        } else if let Err(e) = call_start(&mut store, &instance) {
+            return Err(RuntimeError::Trap(format!(
+                "start function: {}",
+                trap_code(&e)?
+            )));
         }
         let funcs = FuncMap::new(&mut store, &instance);
         let mut results = Vec::new();

@@ -221,3 +221,34 @@ fn rewind_through_a_table_the_callee_changed() {
         );
     }
 }
+
+/// A doorbell rung from outside is noticed at the next host poll (with the counter policy, within
+/// 2^K loop iterations), and the checkpoint it takes resumes like any other.
+#[test]
+fn the_doorbell_checkpoints_at_the_next_poll() {
+    use std::sync::atomic::Ordering;
+    let guest = all_guests()
+        .into_iter()
+        .find(|g| g.name == "loops")
+        .expect("loops guest");
+    let policy = mvvm_aot::Policy {
+        threshold_bits: 8,
+        ..mvvm_aot::Policy::default_counter()
+    };
+    let native = program(&guest.wasm(), &policy, Isa::Native);
+    let pulley = program(&guest.wasm(), &policy, Isa::Pulley64);
+    let (cfg, out, _) = guest.config(None);
+    cfg.doorbell.store(true, Ordering::Release);
+    let run = native.run(&cfg, Trigger::None).expect("run");
+    assert_eq!(run.polls, 1, "the bell is answered at the first poll");
+    let Outcome::Checkpointed(snap) = run.outcome else {
+        panic!("the doorbell took no checkpoint")
+    };
+    assert!(
+        !cfg.doorbell.load(Ordering::Acquire),
+        "the bell is consumed"
+    );
+    let resumed = pulley.resume(&cfg, &snap, Trigger::None).expect("resume");
+    assert!(matches!(resumed.outcome, Outcome::Exited(0)));
+    assert_eq!(contents(&out), guest.expected());
+}
