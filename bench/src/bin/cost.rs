@@ -33,6 +33,14 @@ fn main() {
                 ..Policy::default_counter()
             },
         ),
+        // Import-call sites only: separates the cost of call-path checks from loop countdowns.
+        (
+            "imports only",
+            Policy {
+                counter_loop: false,
+                ..Policy::default_counter()
+            },
+        ),
     ];
     println!("| program | policy | wasm size plain | instrumented | size ratio | run time plain (ms) | instrumented (ms) | time ratio |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
