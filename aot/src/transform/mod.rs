@@ -126,16 +126,6 @@ pub enum SiteKind {
     },
 }
 
-impl SiteKind {
-    /// Whether the host sees this site in `mvvm.poll` (the others are calls a frame returns through).
-    pub fn is_poll(&self) -> bool {
-        matches!(
-            self,
-            SiteKind::Entry | SiteKind::LoopHeader { .. } | SiteKind::Import { .. }
-        )
-    }
-}
-
 /// One checkpoint site.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteInfo {
@@ -183,14 +173,6 @@ impl ModuleInfo {
             .iter()
             .position(|f| f.name.as_deref() == Some(spec))
             .map(|i| i as u32)
-    }
-
-    /// The display name of a function: its name or `func[N]`.
-    pub fn function_name(&self, index: u32) -> String {
-        self.functions
-            .get(index as usize)
-            .and_then(|f| f.name.clone())
-            .unwrap_or_else(|| format!("func[{index}]"))
     }
 }
 
