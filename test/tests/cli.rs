@@ -148,31 +148,26 @@ fn bad_input_gets_one_clear_line() {
     assert_clear_error(&o, 2, "neither wasm binary");
     assert!(!out.exists(), "no output on failure");
 
-    // Exceptions: valid wasm, unsupported proposal, named.
-    let exn =
-        wat::parse_str(r#"(module (tag $e) (func (export "_start") (throw $e)))"#).expect("wat");
-    std::fs::write(d.join("exn.wasm"), exn).expect("write");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .arg("-o")
-        .arg(&out)
-        .arg(d.join("exn.wasm")));
-    assert_clear_error(&o, 2, "exception handling");
-
-    // Shared memory and memory64 are named too.
-    let shared = wat::parse_str("(module (memory 1 1 shared))").expect("wat");
-    std::fs::write(d.join("shared.wasm"), shared).expect("write");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .arg("-o")
-        .arg(&out)
-        .arg(d.join("shared.wasm")));
-    assert_clear_error(&o, 2, "threads");
-    let m64 = wat::parse_str("(module (memory i64 1))").expect("wat");
-    std::fs::write(d.join("m64.wasm"), m64).expect("write");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .arg("-o")
-        .arg(&out)
-        .arg(d.join("m64.wasm")));
-    assert_clear_error(&o, 2, "memory64");
+    // Valid wasm using a proposal mvvm refuses: one line naming the proposal, exit 2, no output.
+    let refused = [
+        (
+            "exn",
+            r#"(module (tag $e) (func (export "_start") (throw $e)))"#,
+            "exception handling",
+        ),
+        ("shared", "(module (memory 1 1 shared))", "threads"),
+        ("m64", "(module (memory i64 1))", "memory64"),
+    ];
+    for (name, text, proposal) in refused {
+        let input = d.join(format!("{name}.wasm"));
+        std::fs::write(&input, wat::parse_str(text).expect("wat")).expect("write");
+        let o = run(Command::new(bin("mvvm-aot"))
+            .arg("-o")
+            .arg(&out)
+            .arg(&input));
+        assert_clear_error(&o, 2, proposal);
+        assert!(!out.exists(), "{name}: no output on failure");
+    }
 
     // Invalid wasm (bad magic after the header is fine, truncated body is not).
     std::fs::write(d.join("trunc.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
