@@ -105,6 +105,20 @@ impl CkptState {
         out
     }
 
+    /// Ends the frame being reloaded; the module must have reloaded every slot of it.
+    fn retire_current(&mut self) -> wasmtime::Result<()> {
+        if let Some((f, used)) = self.current.take() {
+            if used != f.slots.len() {
+                wasmtime::bail!(
+                    "image frame of function {} has {} slots, the module reloaded {used}; the image does not match this module",
+                    f.func,
+                    f.slots.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Whether calling `f` through a call of type `type_id` reaches `goal`'s frame (directly or
     /// through tail calls).
     fn leads_to(&self, f: u32, goal: u32, type_id: u32) -> bool {
@@ -343,12 +357,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                             ck.rewinding.len()
                         );
                     }
-                    if let Some((f, used)) = &ck.current {
-                        if *used != f.slots.len() {
-                            wasmtime::bail!("image frame of function {} has {} slots, the module reloaded {used}; the image does not match this module", f.func, f.slots.len());
-                        }
-                    }
-                    ck.current = None;
+                    ck.retire_current()?;
                     ck.rewound = true;
                     let patches = std::mem::take(&mut ck.patches);
                     let cd = ck.countdown();
@@ -450,6 +459,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let Some(top) = ck.rewinding.last().map(|f| f.func) else {
             wasmtime::bail!("function {func} is rewinding but the image has no frame left");
         };
+        ck.retire_current()?;
         if top == func {
             let frame = ck.rewinding.pop().expect("checked above");
             if ck.info.sites.get(frame.site as usize).map(|s| s.func) != Some(func) {

@@ -235,6 +235,16 @@ fn bad_input_gets_one_clear_line() {
     let plain = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(p_wat()));
     assert_eq!(o.stdout, plain.stdout);
 
+    // An .aot claiming fuel metering (mvvm-aot never writes one) is refused, not run out of fuel.
+    let mut fuel = mvvm_aot::AotFile::read(&good).expect("read");
+    fuel.engine.fuel = true;
+    std::fs::write(d.join("fuel.aot"), fuel.encode()).expect("write");
+    let o = run(Command::new(bin("mvvm"))
+        .args(["run", "-t"])
+        .arg(d.join("fuel.aot"))
+        .args(["--isa", "pulley64"]));
+    assert_clear_error(&o, 2, "fuel metering");
+
     // A missing --dir.
     let o = run(Command::new(bin("mvvm"))
         .args(["run", "-t"])

@@ -252,3 +252,40 @@ fn the_doorbell_checkpoints_at_the_next_poll() {
     assert!(matches!(resumed.outcome, Outcome::Exited(0)));
     assert_eq!(contents(&out), guest.expected());
 }
+
+/// A damaged frame (a site outside its function, or more slots than the function has) is refused
+/// with a clear error instead of resuming into garbage.
+#[test]
+fn resume_refuses_damaged_frames() {
+    let guest = all_guests()
+        .into_iter()
+        .find(|g| g.name == "p")
+        .expect("p guest");
+    let p = program(&guest.wasm(), &dense_policy(), Isa::Native);
+    let (cfg, _, _) = guest.config(None);
+    let Outcome::Checkpointed(snap) = p.run(&cfg, Trigger::Poll(40)).expect("run").outcome else {
+        panic!("no checkpoint")
+    };
+    let outer = snap.frames.len() - 1;
+    let foreign_site = p
+        .info
+        .sites
+        .iter()
+        .position(|s| s.func != snap.frames[outer].func)
+        .expect("a site of another function") as u32;
+    let mut bad_site = (*snap).clone();
+    bad_site.frames[outer].site = foreign_site;
+    let err = p
+        .resume(&cfg, &bad_site, Trigger::None)
+        .expect_err("must refuse");
+    assert!(err.to_string().contains("not in that function"), "{err}");
+
+    let mut extra_slot = (*snap).clone();
+    extra_slot.frames[outer]
+        .slots
+        .push(mvvm_checkpoint::Value::I32(0));
+    let err = p
+        .resume(&cfg, &extra_slot, Trigger::None)
+        .expect_err("must refuse");
+    assert!(err.to_string().contains("slots"), "{err}");
+}
