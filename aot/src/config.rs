@@ -30,6 +30,15 @@ impl Target {
         }
     }
 
+    /// The short name: `x86_64`, `aarch64` or `pulley64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64",
+            Target::Aarch64 => "aarch64",
+            Target::Pulley64 => "pulley64",
+        }
+    }
+
     /// Parses a triple or a short name (`x86_64`, `aarch64`, `pulley64`).
     pub fn parse(s: &str) -> Option<Target> {
         Target::ALL
@@ -100,5 +109,9 @@ pub fn engine_config(target: Target, opts: &EngineOptions) -> wasmtime::Result<C
     c.wasm_function_references(false);
     c.wasm_exceptions(false);
     c.consume_fuel(opts.fuel);
+    // Function entries and loop headers check the engine's epoch; the runtime bumps it only when a
+    // doorbell (SIGUSR1, --after) rings, so that sites which only poll when the countdown is spent
+    // are reached promptly even in code without counted loops (DESIGN §7).
+    c.epoch_interruption(true);
     Ok(c)
 }

@@ -2,6 +2,7 @@
 //! artifact per target. The byte layout is documented in `aot/FORMAT.md`.
 
 use crate::config::{EngineOptions, Target};
+use crate::sealed::{self, SealError};
 use crate::transform::ModuleInfo;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -11,7 +12,6 @@ use std::path::Path;
 pub const MAGIC: [u8; 8] = *b"MVVMAOT\0";
 /// The container version this build writes and reads.
 pub const VERSION: u32 = 1;
-const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 /// One precompiled artifact.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -76,55 +76,18 @@ impl AotFile {
     pub fn encode(&self) -> Vec<u8> {
         let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
             .expect("in-memory serialization of plain data cannot fail");
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        sealed::seal(MAGIC, VERSION, &body)
     }
 
     /// Decodes bytes; `name` is used in error messages.
     pub fn decode(name: &str, bytes: &[u8]) -> Result<AotFile, ContainerError> {
-        if bytes.len() < 8 || bytes[..8] != MAGIC {
-            return Err(ContainerError::BadMagic(name.into()));
-        }
-        if bytes.len() < HEADER_LEN {
-            return Err(ContainerError::Truncated(
-                name.into(),
-                bytes.len(),
-                HEADER_LEN,
-            ));
-        }
-        let word = |at: usize| {
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-        };
-        let version = word(8);
-        if version != VERSION {
-            return Err(ContainerError::Version(name.into(), version));
-        }
-        let mut len8 = [0u8; 8];
-        len8.copy_from_slice(&bytes[12..20]);
-        let len = u64::from_le_bytes(len8);
-        let crc = word(20);
-        let total = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_add(HEADER_LEN))
-            .ok_or_else(|| ContainerError::Decode(name.into(), "absurd length".into()))?;
-        if bytes.len() < total {
-            return Err(ContainerError::Truncated(name.into(), bytes.len(), total));
-        }
-        if bytes.len() > total {
-            return Err(ContainerError::Decode(
-                name.into(),
-                format!("{} unexpected bytes after the body", bytes.len() - total),
-            ));
-        }
-        let body = &bytes[HEADER_LEN..total];
-        if crc32fast::hash(body) != crc {
-            return Err(ContainerError::Checksum(name.into()));
-        }
+        let body = sealed::unseal(MAGIC, VERSION, bytes).map_err(|e| match e {
+            SealError::BadMagic => ContainerError::BadMagic(name.into()),
+            SealError::Truncated { got, need } => ContainerError::Truncated(name.into(), got, need),
+            SealError::Version(v) => ContainerError::Version(name.into(), v),
+            SealError::Checksum => ContainerError::Checksum(name.into()),
+            e @ SealError::Trailing(_) => ContainerError::Decode(name.into(), e.to_string()),
+        })?;
         let (file, used): (AotFile, usize) =
             bincode::serde::decode_from_slice(body, bincode::config::standard())
                 .map_err(|e| ContainerError::Decode(name.into(), e.to_string()))?;

@@ -4,6 +4,7 @@
 //!   sites and rewind it later, on any ISA.
 //! * [`config::engine_config`] is the one wasmtime configuration shared with the runtime.
 //! * [`container`] reads and writes `.aot` files; [`build`] ties the three together.
+//! * [`sealed`] is the magic/version/length/CRC framing shared by `.aot` files and images.
 //! * [`abi`] is the contract between instrumented modules and the runtime.
 
 pub mod abi;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod container;
 pub mod fsutil;
 pub mod logging;
+pub mod sealed;
 pub mod transform;
 
 pub use config::{engine_config, EngineOptions, Target};

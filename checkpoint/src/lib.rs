@@ -4,6 +4,14 @@
 //! indices, and the typed wasm call stack the instrumented module unwound into the host
 //! ([`Frame`]s). Nothing in it depends on the ISA it was taken on. [`capture`] reads one from an
 //! instance whose guest has just finished unwinding.
+//!
+//! [`Image`] is a snapshot on disk: the format is versioned and documented in `checkpoint/FORMAT.md`.
+
+pub mod image;
+pub mod wasi;
+
+pub use image::{Image, ImageError};
+pub use wasi::{Counters, FdEntry, OpenFile, Preopen, WasiState};
 
 use mvvm_aot::abi;
 use serde::{Deserialize, Serialize};
@@ -73,6 +81,10 @@ pub struct Snapshot {
     pub globals: Vec<(u32, Value)>,
     /// Every table.
     pub tables: Vec<TableImage>,
+    /// WASI state (filled in by the runtime; empty for snapshots of bare instances).
+    pub wasi: WasiState,
+    /// Trigger progress.
+    pub counters: Counters,
 }
 
 /// Why a snapshot could not be taken.
@@ -225,5 +237,7 @@ pub fn capture(
         memories,
         globals,
         tables,
+        wasi: WasiState::default(),
+        counters: Counters::default(),
     })
 }

@@ -56,6 +56,13 @@ pub struct CkptState {
     patches: Vec<(wasmtime::Table, u64, wasmtime::Ref)>,
     /// While set (the start function runs), sites neither count nor fire.
     pub suspended: bool,
+    /// With `--leave-running`: the trigger re-armed after each checkpoint (every N polls or
+    /// entries).
+    period: Option<Trigger>,
+    /// When the last checkpoint was requested (the poll that fired).
+    pub fired_at: Option<std::time::Instant>,
+    /// The instance's countdown global (zeroed by the epoch callback when the doorbell rings).
+    pub countdown_global: Option<wasmtime::Global>,
 }
 
 impl CkptState {
@@ -76,7 +83,36 @@ impl CkptState {
             tail_target: None,
             patches: Vec::new(),
             suspended: false,
+            period: None,
+            fired_at: None,
+            countdown_global: None,
         }
+    }
+
+    /// Re-arms the trigger after every checkpoint (`--leave-running`): `Poll(n)` fires every n
+    /// polls, `FuncEntry { nth: n, .. }` every n entries.
+    pub fn repeat(&mut self) {
+        self.period = Some(self.trigger.clone());
+    }
+
+    /// Whether the doorbell has been rung and not yet answered.
+    pub fn doorbell_rung(&self) -> bool {
+        self.doorbell.load(Ordering::Acquire)
+    }
+
+    /// Trigger progress, to be saved in an image.
+    pub fn counters(&self) -> mvvm_checkpoint::Counters {
+        mvvm_checkpoint::Counters {
+            polls: self.polls,
+            entries: self.entries,
+        }
+    }
+
+    /// Continues counting from an image's progress; a `Poll`/`FuncEntry` trigger counts on from
+    /// there.
+    pub fn set_counters(&mut self, c: &mvvm_checkpoint::Counters) {
+        self.polls = c.polls;
+        self.entries = c.entries;
     }
 
     /// Tail-call edges out of `func`: (site, callee) pairs.
@@ -201,7 +237,17 @@ impl CkptState {
         };
         let rung = self.doorbell.swap(false, Ordering::AcqRel);
         if fired {
-            self.trigger = Trigger::None;
+            self.trigger = match &self.period {
+                Some(Trigger::Poll(n)) => Trigger::Poll(self.polls + n),
+                Some(Trigger::FuncEntry { func, nth }) => Trigger::FuncEntry {
+                    func: *func,
+                    nth: self.entries + nth,
+                },
+                _ => Trigger::None,
+            };
+        }
+        if fired || rung {
+            self.fired_at = Some(std::time::Instant::now());
         }
         fired || rung
     }
@@ -213,6 +259,8 @@ pub struct HostState {
     pub wasi: WasiP1Ctx,
     /// Checkpoint bookkeeping.
     pub ckpt: CkptState,
+    /// The dispatch point's mirror of the WASI descriptor table.
+    pub fds: crate::wasi_state::FdShadow,
 }
 
 fn global(caller: &mut Caller<'_, HostState>, name: &str) -> wasmtime::Result<wasmtime::Global> {

@@ -5,13 +5,18 @@
 //! * [`session`] runs it ([`Program::run`](program::Program::run)), stops it at a [`host::Trigger`]
 //!   into an ISA-neutral [`Snapshot`](mvvm_checkpoint::Snapshot), and resumes one
 //!   ([`Program::resume`](program::Program::resume)).
-//! * [`wasi`] is the WASI layer with its single dispatch point; [`host`] the `mvvm.*` imports.
+//! * [`wasi`] is the WASI layer with its single dispatch point; [`wasi_state`] the descriptor
+//!   mirror that images record and restores rebuild; [`host`] the `mvvm.*` imports.
+//! * [`doorbell::Doorbell`] asks a running program to checkpoint (SIGUSR1, timers).
 
+pub mod doorbell;
 pub mod host;
 pub mod program;
 pub mod session;
 pub mod wasi;
+pub mod wasi_state;
 
+pub use doorbell::Doorbell;
 pub use host::Trigger;
 pub use program::{Isa, Program};
 pub use session::{CallResult, DirMap, Outcome, Output, ProbeEnd, Run, RunConfig};

@@ -1,14 +1,17 @@
 //! Running a program: fresh runs, checkpoints taken in memory, and resumption from a snapshot.
 
+use crate::doorbell::Doorbell;
 use crate::host::{self, CkptState, HostState, Trigger};
 use crate::program::Program;
+use crate::wasi_state::{restore_dirs, FdShadow};
 use crate::{wasi, RuntimeError};
 use mvvm_aot::abi::{self, State};
 use mvvm_checkpoint::{capture, FuncMap, Snapshot};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use wasmtime::{Instance, Linker, Store, Val};
+use std::time::Duration;
+use wasmtime::{Instance, Linker, Store, UpdateDeadline, Val};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -61,7 +64,8 @@ pub struct RunConfig {
     pub stderr: Output,
     /// The export to run.
     pub entry: String,
-    /// Raised from any thread to checkpoint at the next site poll.
+    /// Raised to checkpoint at the next site poll; ring it through [`Program::doorbell`] so that
+    /// code without counted loops notices too.
     pub doorbell: Arc<AtomicBool>,
     /// Fuel limit (only for engines built with fuel).
     pub fuel: Option<u64>,
@@ -88,9 +92,16 @@ pub struct Run {
     /// How it ended.
     pub outcome: Outcome,
     /// How many times sites polled the host (deterministic for a given trigger; with an armed
-    /// trigger every site visit polls).
+    /// trigger every site visit polls). A resumed run counts on from its image.
     pub polls: u64,
+    /// For a checkpoint: the time from the poll that fired to the snapshot in hand (unwinding the
+    /// stack and copying memory, globals, tables and WASI state).
+    pub stop_time: Option<Duration>,
 }
+
+/// Called with every checkpoint of a run that goes on after it (`mvvm checkpoint
+/// --leave-running`); an error stops the run.
+pub type OnCheckpoint<'a> = &'a mut dyn FnMut(&Snapshot) -> Result<(), RuntimeError>;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -134,8 +145,20 @@ impl Program {
         let state = HostState {
             wasi: b.build_p1(),
             ckpt: CkptState::new(self.info.clone(), trigger, cfg.doorbell.clone()),
+            fds: FdShadow::new(&cfg.argv, &cfg.env, &cfg.dirs),
         };
         let mut store = Store::new(&self.engine, state);
+        // The engine's epoch only moves when a doorbell rings (see `Doorbell`): zero the countdown
+        // then, so that the next site of any kind polls and answers it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            if ctx.data().ckpt.doorbell_rung() {
+                if let Some(g) = ctx.data().ckpt.countdown_global {
+                    g.set(&mut ctx, Val::I32(0))?;
+                }
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
         if let Some(f) = cfg.fuel {
             store.set_fuel(f).map_err(RuntimeError::Engine)?;
         }
@@ -148,53 +171,105 @@ impl Program {
         let funcs = FuncMap::new(&mut store, &instance);
         store.data_mut().ckpt.set_funcs(funcs);
         if self.info.policy.instrument {
+            let g = instance
+                .get_global(&mut store, abi::EXPORT_COUNTDOWN)
+                .ok_or_else(|| {
+                    RuntimeError::Input(format!(
+                        "the module lacks {}; build it with mvvm-aot",
+                        abi::EXPORT_COUNTDOWN
+                    ))
+                })?;
+            store.data_mut().ckpt.countdown_global = Some(g);
             let cd = store.data().ckpt.countdown();
             set_global(&mut store, &instance, abi::EXPORT_COUNTDOWN, cd)?;
         }
         Ok((store, instance))
     }
 
+    /// A doorbell for runs of this program with `cfg`: ringing it checkpoints at the next site.
+    pub fn doorbell(&self, cfg: &RunConfig) -> Doorbell {
+        Doorbell::new(cfg.doorbell.clone(), self.engine.clone())
+    }
+
     /// Runs the program from the start until it exits or a trigger checkpoints it.
     pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Run, RuntimeError> {
+        self.run_with(cfg, trigger, None)
+    }
+
+    /// Like [`Program::run`]; with `keep_running`, each checkpoint is handed to it and the program
+    /// goes on (rewinding in place), the trigger firing again every N polls or entries.
+    pub fn run_with(
+        &self,
+        cfg: &RunConfig,
+        trigger: Trigger,
+        keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
         let (mut store, instance) = self.instantiate(cfg, trigger)?;
+        if keep_running.is_some() {
+            store.data_mut().ckpt.repeat();
+        }
         if let Err(e) = call_start(&mut store, &instance) {
             let outcome = finish_error(e)?;
             return Ok(Run {
                 outcome,
                 polls: store.data().ckpt.polls(),
+                stop_time: None,
             });
         }
-        let outcome = self.drive(&mut store, &instance, &cfg.entry)?;
-        Ok(Run {
-            outcome,
-            polls: store.data().ckpt.polls(),
-        })
+        self.drive(&mut store, &instance, &cfg.entry, keep_running)
     }
 
     /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.
+    ///
+    /// A snapshot with WASI state runs with the argv and environment it was started with; its
+    /// preopened directories map to host directories as [`restore_dirs`] decides from `cfg.dirs`,
+    /// and its open files are reopened there at their offsets.
     pub fn resume(
         &self,
         cfg: &RunConfig,
         snap: &Snapshot,
         trigger: Trigger,
     ) -> Result<Run, RuntimeError> {
+        self.resume_with(cfg, snap, trigger, None)
+    }
+
+    /// Like [`Program::resume`], with [`Program::run_with`]'s `keep_running`.
+    pub fn resume_with(
+        &self,
+        cfg: &RunConfig,
+        snap: &Snapshot,
+        trigger: Trigger,
+        keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
         if !self.info.policy.instrument {
             return Err(RuntimeError::Input(
                 "this module is not instrumented; it cannot be resumed".into(),
             ));
         }
-        let (mut store, instance) = self.instantiate(cfg, trigger)?;
+        let has_wasi = !snap.wasi.fds.is_empty();
+        let mut cfg = cfg.clone();
+        if has_wasi {
+            cfg.argv = snap.wasi.argv.clone();
+            cfg.env = snap.wasi.env.clone();
+            cfg.dirs = restore_dirs(&snap.wasi.preopens, &cfg.dirs)?;
+        }
+        let (mut store, instance) = self.instantiate(&cfg, trigger)?;
+        if has_wasi {
+            let HostState { wasi, fds, .. } = store.data_mut();
+            *fds = FdShadow::reopen(wasi, &snap.wasi)?;
+        }
+        store.data_mut().ckpt.set_counters(&snap.counters);
+        if keep_running.is_some() {
+            store.data_mut().ckpt.repeat();
+        }
         self.prepare_rewind(&mut store, &instance, snap)?;
-        let outcome = self.drive(&mut store, &instance, &snap.entry)?;
+        let run = self.drive(&mut store, &instance, &snap.entry, keep_running)?;
         if !store.data().ckpt.rewound {
             return Err(RuntimeError::Trap(
                 "the program finished without reaching the checkpointed site; the image does not match this module".into(),
             ));
         }
-        Ok(Run {
-            outcome,
-            polls: store.data().ckpt.polls(),
-        })
+        Ok(run)
     }
 
     /// Loads `snap` into a fresh instance and arms the rewind: the next call of its entry export
@@ -210,12 +285,15 @@ impl Program {
         set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)
     }
 
+    /// Calls `entry` until the program exits or checkpoints (and, with `keep_running`, rewinds
+    /// after every checkpoint and calls it again).
     fn drive(
         &self,
         store: &mut Store<HostState>,
         instance: &Instance,
         entry: &str,
-    ) -> Result<Outcome, RuntimeError> {
+        mut keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
         let func = instance.get_func(&mut *store, entry).ok_or_else(|| {
             RuntimeError::Input(format!("the module exports no function {entry:?}"))
         })?;
@@ -225,19 +303,46 @@ impl Program {
             .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
             .collect();
         let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
-        match func.call(&mut *store, &params, &mut results) {
-            Ok(()) => {}
-            Err(e) => return finish_error(e),
-        }
-        if self.info.policy.instrument {
-            let state = get_state(store, instance)?;
-            if state == State::Unwinding {
-                let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
-                let snap = capture(&mut *store, instance, self.module_hash, entry, frames)?;
-                return Ok(Outcome::Checkpointed(Box::new(snap)));
+        let mut stop_time = None;
+        loop {
+            let called = func.call(&mut *store, &params, &mut results);
+            let run = |outcome, store: &Store<HostState>, stop_time| Run {
+                outcome,
+                polls: store.data().ckpt.polls(),
+                stop_time,
+            };
+            if let Err(e) = called {
+                return Ok(run(finish_error(e)?, store, stop_time));
             }
+            if !self.info.policy.instrument || get_state(store, instance)? != State::Unwinding {
+                return Ok(run(Outcome::Exited(0), store, stop_time));
+            }
+            let snap = self.snapshot(store, instance, entry)?;
+            stop_time = store.data().ckpt.fired_at.map(|t| t.elapsed());
+            let Some(on_checkpoint) = keep_running.as_mut() else {
+                return Ok(run(Outcome::Checkpointed(Box::new(snap)), store, stop_time));
+            };
+            on_checkpoint(&snap)?;
+            // Go on from where it stopped: memory, globals, tables and WASI state are untouched,
+            // so only the frames need reloading.
+            store.data_mut().ckpt.set_rewind(snap.frames);
+            set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)?;
         }
-        Ok(Outcome::Exited(0))
+    }
+
+    /// Captures the instance the guest has just unwound, with its WASI state and counters.
+    fn snapshot(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        entry: &str,
+    ) -> Result<Snapshot, RuntimeError> {
+        let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
+        let mut snap = capture(&mut *store, instance, self.module_hash, entry, frames)?;
+        let HostState { wasi, fds, ckpt } = store.data_mut();
+        snap.wasi = fds.capture(wasi)?;
+        snap.counters = ckpt.counters();
+        Ok(snap)
     }
 }
 

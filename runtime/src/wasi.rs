@@ -3,7 +3,8 @@
 //! Every `wasi_snapshot_preview1` import is defined here, and every one of them goes through
 //! [`dispatch`], which sees the call's name and raw arguments before the real implementation
 //! (wasmtime-wasi's p1 on cap-std) runs, and its result after. Checkpoint bookkeeping and MVX hang
-//! off this one function; today it traces calls at `SPDLOG_LEVEL=trace` and passes them through.
+//! off this one function: it traces calls at `SPDLOG_LEVEL=trace`, and keeps the descriptor
+//! mirror that checkpoints record ([`crate::wasi_state`]).
 
 use crate::host::HostState;
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
@@ -24,8 +25,28 @@ pub struct WasiCall<'a> {
     pub args: &'a [i64],
 }
 
-/// The dispatch point: every WASI call passes through here.
-fn dispatch<R: std::fmt::Debug>(
+/// What a WASI function returns to the guest.
+trait WasiResult {
+    /// Whether the call succeeded (errno 0).
+    fn succeeded(&self) -> bool;
+}
+
+impl WasiResult for i32 {
+    fn succeeded(&self) -> bool {
+        *self == 0
+    }
+}
+
+impl WasiResult for () {
+    fn succeeded(&self) -> bool {
+        false
+    }
+}
+
+/// The dispatch point: every WASI call passes through here. After a call that succeeded, the
+/// descriptor mirror ([`FdShadow`](crate::wasi_state::FdShadow)) records its effect and a monotonic
+/// clock reading is shifted by the restore offset.
+fn dispatch<R: std::fmt::Debug + WasiResult>(
     caller: &mut Caller<'_, HostState>,
     call: WasiCall<'_>,
     real: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
@@ -39,10 +60,13 @@ fn dispatch<R: std::fmt::Debug>(
         );
     };
     let (data, host) = memory.data_and_store_mut(&mut *caller);
-    let ctx = &mut host.wasi;
+    let HostState { wasi: ctx, fds, .. } = host;
     ctx.set_hostcall_fuel(fuel);
-    let mut mem = GuestMemory::Unshared(data);
-    let result = real(ctx, &mut mem);
+    let result = real(ctx, &mut GuestMemory::Unshared(&mut *data));
+    if result.as_ref().is_ok_and(WasiResult::succeeded) {
+        fds.observe(call.name, call.args, data);
+        fds.adjust_clock(call.name, call.args, data);
+    }
     spdlog::trace!(
         "wasi {} -> {:?}",
         call.name,

@@ -1,0 +1,127 @@
+//! The framing every mvvm file shares (`.aot` files and checkpoint images): an 8-byte magic, a
+//! format version, the body's length and the body's CRC-32, then the body. Each format documents
+//! its own magic and body (`aot/FORMAT.md`, `checkpoint/FORMAT.md`).
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic
+//!      8     4  version, u32 little-endian
+//!     12     8  body length in bytes, u64 little-endian
+//!     20     4  CRC-32 (IEEE) of the body, u32 little-endian
+//!     24     n  body
+//! ```
+
+/// Length of the header before the body.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+
+/// Why bytes are not a well-formed sealed file. Formats wrap this with the file's name and advice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// The first eight bytes are not the expected magic.
+    #[error("bad magic")]
+    BadMagic,
+    /// Shorter than the header says.
+    #[error("truncated ({got} of {need} bytes)")]
+    Truncated {
+        /// Bytes present.
+        got: usize,
+        /// Bytes the header calls for.
+        need: usize,
+    },
+    /// A version this build does not read.
+    #[error("version {0}")]
+    Version(u32),
+    /// The body does not match its checksum.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// Bytes follow the body.
+    #[error("{0} unexpected bytes after the body")]
+    Trailing(usize),
+}
+
+/// Frames `body` with `magic` and `version`.
+pub fn seal(magic: [u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Checks the framing of `bytes` (magic, `version`, length, checksum) and returns the body.
+pub fn unseal(magic: [u8; 8], version: u32, bytes: &[u8]) -> Result<&[u8], SealError> {
+    if bytes.len() < 8 || bytes[..8] != magic {
+        return Err(SealError::BadMagic);
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(SealError::Truncated {
+            got: bytes.len(),
+            need: HEADER_LEN,
+        });
+    }
+    let mut w4 = [0u8; 4];
+    w4.copy_from_slice(&bytes[8..12]);
+    let found = u32::from_le_bytes(w4);
+    if found != version {
+        return Err(SealError::Version(found));
+    }
+    let mut w8 = [0u8; 8];
+    w8.copy_from_slice(&bytes[12..20]);
+    let len = u64::from_le_bytes(w8);
+    w4.copy_from_slice(&bytes[20..24]);
+    let crc = u32::from_le_bytes(w4);
+    let need = usize::try_from(len)
+        .ok()
+        .and_then(|l| l.checked_add(HEADER_LEN))
+        .unwrap_or(usize::MAX);
+    if bytes.len() < need {
+        return Err(SealError::Truncated {
+            got: bytes.len(),
+            need,
+        });
+    }
+    if bytes.len() > need {
+        return Err(SealError::Trailing(bytes.len() - need));
+    }
+    let body = &bytes[HEADER_LEN..];
+    if crc32fast::hash(body) != crc {
+        return Err(SealError::Checksum);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: [u8; 8] = *b"TESTMAG\0";
+
+    #[test]
+    fn round_trip_and_every_damage() {
+        let sealed = seal(M, 3, b"hello body");
+        assert_eq!(unseal(M, 3, &sealed), Ok(&b"hello body"[..]));
+        assert_eq!(unseal(*b"OTHERMG\0", 3, &sealed), Err(SealError::BadMagic));
+        assert_eq!(unseal(M, 4, &sealed), Err(SealError::Version(3)));
+        assert_eq!(
+            unseal(M, 3, &sealed[..sealed.len() - 1]),
+            Err(SealError::Truncated {
+                got: sealed.len() - 1,
+                need: sealed.len()
+            })
+        );
+        assert!(matches!(
+            unseal(M, 3, &sealed[..10]),
+            Err(SealError::Truncated { .. })
+        ));
+        let mut longer = sealed.clone();
+        longer.push(0);
+        assert_eq!(unseal(M, 3, &longer), Err(SealError::Trailing(1)));
+        for i in HEADER_LEN..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(unseal(M, 3, &bad), Err(SealError::Checksum), "byte {i}");
+        }
+    }
+}

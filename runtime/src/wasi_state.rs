@@ -1,0 +1,476 @@
+//! The WASI state the dispatch point tracks, so that a checkpoint can record it and a restore can
+//! rebuild it: which descriptor is which file (by guest directory and path, never by host path),
+//! which descriptor numbers are free for reuse, and the monotonic clock's offset.
+//!
+//! wasmtime-wasi keeps its descriptor table private, so [`FdShadow`] mirrors it from the calls
+//! that change it (`path_open`, `fd_close`, `fd_renumber`, `fd_fdstat_set_*`), replicating its
+//! number allocation (a freed number is reused highest first). Restoring replays WASI calls into a
+//! fresh context: it reopens every file under its preopen, seeks to the saved offset, and recreates
+//! the free numbers, so that the resumed guest sees the same descriptors and gets the same numbers
+//! from its next `path_open` as it would have.
+
+use crate::session::DirMap;
+use crate::RuntimeError;
+use mvvm_checkpoint::{FdEntry, OpenFile, Preopen, WasiState};
+use std::collections::{BTreeMap, BTreeSet};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::runtime::in_tokio;
+use wiggle::GuestMemory;
+
+const CLOCK_MONOTONIC: i32 = 1;
+const OFLAGS_DIRECTORY: u16 = 2;
+/// `oflags` not repeated when a file is reopened: the file exists and keeps its contents.
+const OFLAGS_CREATE_ONLY: u16 = 1 | 4 | 8; // creat, excl, trunc
+const LOOKUP_SYMLINK_FOLLOW: i32 = 1;
+const WHENCE_SET: i32 = 0;
+/// Rights of a placeholder descriptor (a directory nobody reads).
+const RIGHTS_NONE: i64 = 0;
+/// Host-call fuel (bytes WASI may copy out of guest memory per call) for the calls mvvm itself
+/// makes while saving and rebuilding descriptors; paths are at most 4 KiB.
+const REPLAY_FUEL: usize = 1 << 20;
+
+/// The dispatch point's mirror of a program's WASI descriptor table.
+#[derive(Clone, Debug, Default)]
+pub struct FdShadow {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    preopens: Vec<Preopen>,
+    fds: BTreeMap<u32, FdEntry>,
+    free: BTreeSet<u32>,
+    /// Added to every monotonic clock reading, so that a restored program's clock never runs back.
+    clock_offset_ns: u64,
+}
+
+fn le_u32(mem: &[u8], at: i64) -> Option<u32> {
+    let at = usize::try_from(at).ok()?;
+    let b = mem.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn guest_str(mem: &[u8], ptr: i64, len: i64) -> Option<String> {
+    let p = usize::try_from(ptr).ok()?;
+    let l = usize::try_from(len).ok()?;
+    let b = mem.get(p..p.checked_add(l)?)?;
+    Some(String::from_utf8_lossy(b).into_owned())
+}
+
+/// Joins `rel` onto `base` and folds `.` and `..` (never above the preopen).
+fn join(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+impl FdShadow {
+    /// The table of a freshly started program: stdio at 0–2, preopen `i` at `3 + i`.
+    pub fn new(argv: &[String], env: &[(String, String)], dirs: &[DirMap]) -> FdShadow {
+        let mut fds = BTreeMap::new();
+        for i in 0..3 {
+            fds.insert(i, FdEntry::Stdio(i));
+        }
+        for i in 0..dirs.len() as u32 {
+            fds.insert(3 + i, FdEntry::Preopen(i));
+        }
+        FdShadow {
+            argv: argv.to_vec(),
+            env: env.to_vec(),
+            preopens: dirs
+                .iter()
+                .map(|d| Preopen {
+                    guest: d.guest.clone(),
+                    host: d.host.display().to_string(),
+                })
+                .collect(),
+            fds,
+            free: BTreeSet::new(),
+            clock_offset_ns: 0,
+        }
+    }
+
+    /// Records the effect of a WASI call that succeeded (errno 0); `mem` is guest memory after it.
+    pub fn observe(&mut self, name: &str, args: &[i64], mem: &[u8]) {
+        let arg = |i: usize| args.get(i).copied().unwrap_or(-1);
+        let fd = |i: usize| u32::try_from(arg(i)).unwrap_or(u32::MAX);
+        match name {
+            "path_open" => {
+                let (Some(new), Some(rel)) = (le_u32(mem, arg(8)), guest_str(mem, arg(2), arg(3)))
+                else {
+                    return;
+                };
+                let (preopen, base) = match self.fds.get(&fd(0)) {
+                    Some(FdEntry::Preopen(p)) => (*p, String::new()),
+                    Some(FdEntry::File(f)) => (f.preopen, f.path.clone()),
+                    _ => {
+                        spdlog::warn!("path_open relative to untracked descriptor {}", fd(0));
+                        return;
+                    }
+                };
+                self.free.remove(&new);
+                self.fds.insert(
+                    new,
+                    FdEntry::File(OpenFile {
+                        preopen,
+                        path: join(&base, &rel),
+                        dirflags: arg(1) as u32,
+                        oflags: arg(4) as u16,
+                        fdflags: arg(7) as u16,
+                        rights_base: arg(5) as u64,
+                        rights_inheriting: arg(6) as u64,
+                        offset: 0,
+                    }),
+                );
+            }
+            "fd_close" if self.fds.remove(&fd(0)).is_some() => {
+                self.free.insert(fd(0));
+            }
+            "fd_renumber" if fd(0) != fd(1) => {
+                if let Some(e) = self.fds.remove(&fd(0)) {
+                    self.fds.insert(fd(1), e);
+                    self.free.insert(fd(0));
+                    self.free.remove(&fd(1));
+                }
+            }
+            "fd_fdstat_set_flags" => {
+                if let Some(FdEntry::File(f)) = self.fds.get_mut(&fd(0)) {
+                    f.fdflags = arg(1) as u16;
+                }
+            }
+            "fd_fdstat_set_rights" => {
+                if let Some(FdEntry::File(f)) = self.fds.get_mut(&fd(0)) {
+                    f.rights_base = arg(1) as u64;
+                    f.rights_inheriting = arg(2) as u64;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Shifts a monotonic `clock_time_get` result that the call wrote into guest memory.
+    pub fn adjust_clock(&self, name: &str, args: &[i64], mem: &mut [u8]) {
+        if self.clock_offset_ns == 0 || name != "clock_time_get" || args[0] != 1 {
+            return;
+        }
+        let Some(at) = usize::try_from(args[2]).ok() else {
+            return;
+        };
+        if let Some(b) = at.checked_add(8).and_then(|end| mem.get_mut(at..end)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            let t = u64::from_le_bytes(w).saturating_add(self.clock_offset_ns);
+            b.copy_from_slice(&t.to_le_bytes());
+        }
+    }
+
+    /// The state to write into an image: the table, every file's current offset, and the clock.
+    pub fn capture(&self, ctx: &mut WasiP1Ctx) -> Result<WasiState, RuntimeError> {
+        ctx.set_hostcall_fuel(REPLAY_FUEL);
+        let mut scratch = [0u8; 16];
+        let mut fds = Vec::with_capacity(self.fds.len());
+        for (&fd, e) in &self.fds {
+            let mut e = e.clone();
+            if let FdEntry::File(f) = &mut e {
+                if f.oflags & OFLAGS_DIRECTORY == 0 {
+                    let mut mem = GuestMemory::Unshared(&mut scratch);
+                    let errno = raw::fd_tell(ctx, &mut mem, fd as i32, 0).map_err(wasi_err)?;
+                    if errno == 0 {
+                        f.offset = u64::from_le_bytes(scratch[..8].try_into().unwrap_or([0; 8]));
+                    }
+                }
+            }
+            fds.push((fd, e));
+        }
+        Ok(WasiState {
+            argv: self.argv.clone(),
+            env: self.env.clone(),
+            preopens: self.preopens.clone(),
+            fds,
+            free_fds: self.free.iter().rev().copied().collect(),
+            monotonic_ns: self.monotonic(ctx)?,
+        })
+    }
+
+    fn monotonic(&self, ctx: &mut WasiP1Ctx) -> Result<u64, RuntimeError> {
+        let mut scratch = [0u8; 8];
+        let mut mem = GuestMemory::Unshared(&mut scratch);
+        let errno = raw::clock_time_get(ctx, &mut mem, CLOCK_MONOTONIC, 1, 0).map_err(wasi_err)?;
+        if errno != 0 {
+            return Err(RuntimeError::Input(format!(
+                "cannot read the monotonic clock (errno {errno})"
+            )));
+        }
+        Ok(u64::from_le_bytes(scratch).saturating_add(self.clock_offset_ns))
+    }
+
+    /// Rebuilds `state` in `ctx`, a fresh context built with `state`'s preopens in order (see
+    /// [`restore_dirs`]). Returns the shadow for the resumed program.
+    pub fn reopen(ctx: &mut WasiP1Ctx, state: &WasiState) -> Result<FdShadow, RuntimeError> {
+        ctx.set_hostcall_fuel(REPLAY_FUEL);
+        let n = state.preopens.len() as u32;
+        let unsupported = |what: String| {
+            RuntimeError::Input(format!(
+                "the image has {what}; mvvm cannot restore a program that renumbered its standard streams or preopened directories"
+            ))
+        };
+        let fds: BTreeMap<u32, FdEntry> = state.fds.iter().cloned().collect();
+        for (&fd, e) in &fds {
+            match e {
+                FdEntry::Stdio(k) if *k != fd => {
+                    return Err(unsupported(format!("stdio {k} at descriptor {fd}")))
+                }
+                FdEntry::Preopen(i) if *i >= n || 3 + *i != fd => {
+                    return Err(unsupported(format!("preopen {i} at descriptor {fd}")))
+                }
+                FdEntry::File(f) if f.preopen >= n => {
+                    return Err(RuntimeError::Input(format!(
+                        "the image's descriptor {fd} lies under preopen {}, which it does not list; the image is damaged",
+                        f.preopen
+                    )))
+                }
+                _ => {}
+            }
+        }
+        let top = fds
+            .keys()
+            .chain(state.free_fds.iter())
+            .copied()
+            .chain(std::iter::once(2 + n))
+            .max()
+            .unwrap_or(2);
+        // Every number from the first free one up to `top` is opened in ascending order (the fresh
+        // context hands out max+1): files at their own numbers, fillers where the image has a free
+        // number. Then every number the image does not use is closed, which frees exactly those.
+        let mut scratch = vec![0u8; 4096 + 16];
+        for fd in (3 + n)..=top {
+            let (preopen, path, dirflags, oflags, rights, inheriting, fdflags, what) =
+                match fds.get(&fd) {
+                    Some(FdEntry::File(f)) => (
+                        f.preopen,
+                        f.path.as_str(),
+                        f.dirflags as i32,
+                        f.oflags & !OFLAGS_CREATE_ONLY,
+                        f.rights_base as i64,
+                        f.rights_inheriting as i64,
+                        f.fdflags,
+                        "file",
+                    ),
+                    _ if n > 0 => (
+                        0,
+                        ".",
+                        LOOKUP_SYMLINK_FOLLOW,
+                        OFLAGS_DIRECTORY,
+                        RIGHTS_NONE,
+                        RIGHTS_NONE,
+                        0,
+                        "placeholder",
+                    ),
+                    _ => {
+                        return Err(unsupported(format!(
+                            "descriptor {fd} but no preopened directory"
+                        )))
+                    }
+                };
+            let bytes = path.as_bytes();
+            if bytes.len() > scratch.len() - 16 {
+                return Err(RuntimeError::Input(format!(
+                    "the image's descriptor {fd} has a path longer than 4096 bytes"
+                )));
+            }
+            scratch[16..16 + bytes.len()].copy_from_slice(bytes);
+            let mut mem = GuestMemory::Unshared(&mut scratch);
+            let errno = in_tokio(raw::path_open(
+                ctx,
+                &mut mem,
+                (3 + preopen) as i32,
+                dirflags,
+                16,
+                bytes.len() as i32,
+                i32::from(oflags),
+                rights,
+                inheriting,
+                i32::from(fdflags),
+                0,
+            ))
+            .map_err(wasi_err)?;
+            let guest_dir = &state.preopens[preopen as usize].guest;
+            if errno != 0 {
+                return Err(RuntimeError::Input(format!(
+                    "cannot reopen {what} {path:?} under {guest_dir} for descriptor {fd} (WASI errno {errno}); was it deleted or moved, or does --dir map {guest_dir} to the wrong directory?"
+                )));
+            }
+            let got = le_u32(&scratch, 0).unwrap_or(u32::MAX);
+            if got != fd {
+                return Err(RuntimeError::Input(format!(
+                    "reopening descriptor {fd} produced descriptor {got}; the image's descriptor table is inconsistent"
+                )));
+            }
+            if let Some(FdEntry::File(f)) = fds.get(&fd) {
+                if f.offset > 0 {
+                    let mut mem = GuestMemory::Unshared(&mut scratch);
+                    let errno = in_tokio(raw::fd_seek(
+                        ctx,
+                        &mut mem,
+                        fd as i32,
+                        f.offset as i64,
+                        WHENCE_SET,
+                        0,
+                    ))
+                    .map_err(wasi_err)?;
+                    if errno != 0 {
+                        return Err(RuntimeError::Input(format!(
+                            "cannot seek {path:?} under {guest_dir} to offset {} (WASI errno {errno})",
+                            f.offset
+                        )));
+                    }
+                }
+            }
+        }
+        let mut free = BTreeSet::new();
+        for fd in 0..=top {
+            if fds.contains_key(&fd) {
+                continue;
+            }
+            let mut mem = GuestMemory::Unshared(&mut scratch);
+            let errno = in_tokio(raw::fd_close(ctx, &mut mem, fd as i32)).map_err(wasi_err)?;
+            if errno != 0 {
+                return Err(RuntimeError::Input(format!(
+                    "cannot close descriptor {fd} while rebuilding the image's table (WASI errno {errno})"
+                )));
+            }
+            free.insert(fd);
+        }
+        let image_free: BTreeSet<u32> = state.free_fds.iter().copied().collect();
+        if free != image_free {
+            return Err(RuntimeError::Input(format!(
+                "the image's free descriptors {image_free:?} do not match its open ones (expected {free:?}); the image is damaged"
+            )));
+        }
+        let mut shadow = FdShadow {
+            argv: state.argv.clone(),
+            env: state.env.clone(),
+            preopens: state.preopens.clone(),
+            fds,
+            free,
+            clock_offset_ns: 0,
+        };
+        let now = shadow.monotonic(ctx)?;
+        shadow.clock_offset_ns = state.monotonic_ns.saturating_sub(now);
+        Ok(shadow)
+    }
+}
+
+fn wasi_err(e: wasmtime::Error) -> RuntimeError {
+    RuntimeError::Input(format!(
+        "WASI failed while saving or restoring descriptors: {e:#}"
+    ))
+}
+
+/// The host directory for each of the image's preopens, in order. A guest path named by the
+/// restoring command's `given` mappings uses that host directory; one it does not name uses the
+/// checkpoint's host directory if no mapping at all was given and that directory exists here.
+/// Anything else is an error naming the flag to add.
+pub fn restore_dirs(preopens: &[Preopen], given: &[DirMap]) -> Result<Vec<DirMap>, RuntimeError> {
+    let mut out = Vec::with_capacity(preopens.len());
+    for p in preopens {
+        let chosen = given.iter().find(|d| d.guest == p.guest);
+        let host = match chosen {
+            Some(d) => d.host.clone(),
+            None if given.is_empty() && std::path::Path::new(&p.host).is_dir() => {
+                spdlog::info!(
+                    "guest directory {} maps to {} as when it was checkpointed",
+                    p.guest,
+                    p.host
+                );
+                p.host.clone().into()
+            }
+            None => {
+                return Err(RuntimeError::Input(format!(
+                    "the program had guest directory {} open (host {} at checkpoint){}; pass --dir HOST::{}",
+                    p.guest,
+                    p.host,
+                    if given.is_empty() { ", which does not exist here" } else { "" },
+                    p.guest
+                )))
+            }
+        };
+        out.push(DirMap {
+            host,
+            guest: p.guest.clone(),
+        });
+    }
+    for d in given {
+        if !preopens.iter().any(|p| p.guest == d.guest) {
+            spdlog::warn!(
+                "--dir {}::{}: the program did not have {} open when it was checkpointed; ignored",
+                d.host.display(),
+                d.guest,
+                d.guest
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_folds_dots_and_stays_inside() {
+        assert_eq!(join("", "a/./b"), "a/b");
+        assert_eq!(join("a/b", "../c"), "a/c");
+        assert_eq!(join("", "../../x"), "x");
+        assert_eq!(join("a", ".."), ".");
+    }
+
+    #[test]
+    fn the_shadow_allocates_like_wasi() {
+        let dirs = [DirMap::parse("/tmp::/data")];
+        let mut s = FdShadow::new(&[], &[], &dirs);
+        let mut mem = vec![0u8; 64];
+        mem[32..37].copy_from_slice(b"f.txt");
+        let open = |s: &mut FdShadow, mem: &mut Vec<u8>, fd: u32| {
+            mem[0..4].copy_from_slice(&fd.to_le_bytes());
+            s.observe("path_open", &[3, 1, 32, 5, 9, 2, 0, 1, 0], mem);
+        };
+        open(&mut s, &mut mem, 4);
+        open(&mut s, &mut mem, 5);
+        s.observe("fd_close", &[4], &mem);
+        assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![4]);
+        s.observe("fd_renumber", &[5, 3], &mem);
+        assert!(
+            matches!(s.fds.get(&3), Some(FdEntry::File(f)) if f.path == "f.txt" && f.oflags == 9)
+        );
+        assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![4, 5]);
+        open(&mut s, &mut mem, 5);
+        assert!(!s.free.contains(&5));
+    }
+
+    #[test]
+    fn restoring_never_widens_access() {
+        let p = vec![Preopen {
+            guest: "/data".into(),
+            host: "/definitely/not/here".into(),
+        }];
+        let e = restore_dirs(&p, &[]).unwrap_err().to_string();
+        assert!(e.contains("pass --dir HOST::/data"), "{e}");
+        let e = restore_dirs(&p, &[DirMap::parse("/tmp::/other")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pass --dir HOST::/data"), "{e}");
+        let ok = restore_dirs(&p, &[DirMap::parse("/tmp::/data")]).unwrap();
+        assert_eq!(ok, vec![DirMap::parse("/tmp::/data")]);
+    }
+}
