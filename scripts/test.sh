@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, clippy with warnings as errors, and every test
-# (unit, guest programs on both ISAs, checkpoint/resume round trips, the 500-module referee, CLI).
+# (unit, guest programs on both ISAs, checkpoint/resume round trips, images restored on x86_64,
+# pulley64 and aarch64 under qemu, the 500-module referee, CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --aarch64
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 # The CLI tests run target/release/mvvm and mvvm-aot: build every binary first (cargo test only
 # builds the binaries of packages that have integration tests of their own).
 cargo build --release --workspace --bins
+# The image tests restore on aarch64 (and checkpoint there) with this build, under qemu-aarch64.
+bash scripts/build-aarch64.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -74,7 +74,7 @@ struct Body {
     memories: Vec<SparseMemory>,
     globals: Vec<(u32, Value)>,
     tables: Vec<TableImage>,
-    wasi: WasiState,
+    wasi: Option<WasiState>,
     counters: Counters,
 }
 
@@ -112,7 +112,11 @@ fn dense(m: SparseMemory) -> Result<MemoryImage, String> {
         let start = usize::try_from(r.first_page)
             .ok()
             .and_then(|p| p.checked_mul(PAGE))
-            .filter(|s| r.bytes.len() % PAGE == 0 && s + r.bytes.len() <= bytes.len())
+            .filter(|s| {
+                r.bytes.len() % PAGE == 0
+                    && s.checked_add(r.bytes.len())
+                        .is_some_and(|e| e <= bytes.len())
+            })
             .ok_or_else(|| format!("memory {} has a page run outside the memory", m.index))?;
         bytes[start..start + r.bytes.len()].copy_from_slice(&r.bytes);
     }
@@ -272,7 +276,7 @@ mod tests {
                     index: 0,
                     elements: vec![Value::FuncRef(Some(1)), Value::FuncRef(None)],
                 }],
-                wasi: WasiState {
+                wasi: Some(WasiState {
                     argv: vec!["app".into(), "two words".into()],
                     env: vec![("K".into(), "V".into())],
                     preopens: vec![Preopen {
@@ -298,7 +302,7 @@ mod tests {
                     ],
                     free_fds: vec![4],
                     monotonic_ns: 99,
-                },
+                }),
                 counters: Counters {
                     polls: 10,
                     entries: 2,

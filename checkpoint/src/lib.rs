@@ -81,8 +81,9 @@ pub struct Snapshot {
     pub globals: Vec<(u32, Value)>,
     /// Every table.
     pub tables: Vec<TableImage>,
-    /// WASI state (filled in by the runtime; empty for snapshots of bare instances).
-    pub wasi: WasiState,
+    /// WASI state, filled in by the runtime (`None` for snapshots of bare instances, e.g. the
+    /// referee's, which resume with the resuming side's configuration).
+    pub wasi: Option<WasiState>,
     /// Trigger progress.
     pub counters: Counters,
 }
@@ -237,7 +238,7 @@ pub fn capture(
         memories,
         globals,
         tables,
-        wasi: WasiState::default(),
+        wasi: None,
         counters: Counters::default(),
     })
 }

@@ -491,7 +491,10 @@ fn inspect_image(file: &Path, target: Option<&Path>) -> Result<()> {
             t.elements.len()
         );
     }
-    let w = &s.wasi;
+    let Some(w) = &s.wasi else {
+        println!("wasi:         none (a bare instance)");
+        return Ok(());
+    };
     println!("argv:         {:?}", w.argv);
     println!("environment:  {} variables", w.env.len());
     println!("preopens:");

@@ -246,17 +246,16 @@ impl Program {
                 "this module is not instrumented; it cannot be resumed".into(),
             ));
         }
-        let has_wasi = !snap.wasi.fds.is_empty();
         let mut cfg = cfg.clone();
-        if has_wasi {
-            cfg.argv = snap.wasi.argv.clone();
-            cfg.env = snap.wasi.env.clone();
-            cfg.dirs = restore_dirs(&snap.wasi.preopens, &cfg.dirs)?;
+        if let Some(w) = &snap.wasi {
+            cfg.argv = w.argv.clone();
+            cfg.env = w.env.clone();
+            cfg.dirs = restore_dirs(&w.preopens, &cfg.dirs)?;
         }
         let (mut store, instance) = self.instantiate(&cfg, trigger)?;
-        if has_wasi {
+        if let Some(w) = &snap.wasi {
             let HostState { wasi, fds, .. } = store.data_mut();
-            *fds = FdShadow::reopen(wasi, &snap.wasi)?;
+            *fds = FdShadow::reopen(wasi, w)?;
         }
         store.data_mut().ckpt.set_counters(&snap.counters);
         if keep_running.is_some() {
@@ -340,7 +339,7 @@ impl Program {
         let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
         let mut snap = capture(&mut *store, instance, self.module_hash, entry, frames)?;
         let HostState { wasi, fds, ckpt } = store.data_mut();
-        snap.wasi = fds.capture(wasi)?;
+        snap.wasi = Some(fds.capture(wasi)?);
         snap.counters = ckpt.counters();
         Ok(snap)
     }

@@ -106,24 +106,19 @@ impl FdShadow {
         let fd = |i: usize| u32::try_from(arg(i)).unwrap_or(u32::MAX);
         match name {
             "path_open" => {
-                let (Some(new), Some(rel)) = (le_u32(mem, arg(8)), guest_str(mem, arg(2), arg(3)))
-                else {
+                let (Some(new), Some((preopen, path))) = (
+                    le_u32(mem, arg(8)),
+                    self.resolve(fd(0), mem, arg(2), arg(3)),
+                ) else {
+                    spdlog::warn!("path_open relative to untracked descriptor {}", fd(0));
                     return;
-                };
-                let (preopen, base) = match self.fds.get(&fd(0)) {
-                    Some(FdEntry::Preopen(p)) => (*p, String::new()),
-                    Some(FdEntry::File(f)) => (f.preopen, f.path.clone()),
-                    _ => {
-                        spdlog::warn!("path_open relative to untracked descriptor {}", fd(0));
-                        return;
-                    }
                 };
                 self.free.remove(&new);
                 self.fds.insert(
                     new,
                     FdEntry::File(OpenFile {
                         preopen,
-                        path: join(&base, &rel),
+                        path,
                         dirflags: arg(1) as u32,
                         oflags: arg(4) as u16,
                         fdflags: arg(7) as u16,
@@ -132,6 +127,29 @@ impl FdShadow {
                         offset: 0,
                     }),
                 );
+            }
+            "path_rename" => {
+                let (Some(from), Some(to)) = (
+                    self.resolve(fd(0), mem, arg(1), arg(2)),
+                    self.resolve(fd(3), mem, arg(4), arg(5)),
+                ) else {
+                    return;
+                };
+                // Open files keep their descriptors across a rename: follow them.
+                for e in self.fds.values_mut() {
+                    if let FdEntry::File(f) = e {
+                        if f.preopen != from.0 {
+                            continue;
+                        }
+                        if f.path == from.1 {
+                            f.preopen = to.0;
+                            f.path = to.1.clone();
+                        } else if let Some(rest) = f.path.strip_prefix(&format!("{}/", from.1)) {
+                            f.preopen = to.0;
+                            f.path = join(&to.1, rest);
+                        }
+                    }
+                }
             }
             "fd_close" if self.fds.remove(&fd(0)).is_some() => {
                 self.free.insert(fd(0));
@@ -155,6 +173,16 @@ impl FdShadow {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The preopen and preopen-relative path of guest path (`ptr`, `len`) relative to `dirfd`.
+    fn resolve(&self, dirfd: u32, mem: &[u8], ptr: i64, len: i64) -> Option<(u32, String)> {
+        let rel = guest_str(mem, ptr, len)?;
+        match self.fds.get(&dirfd)? {
+            FdEntry::Preopen(p) => Some((*p, join("", &rel))),
+            FdEntry::File(f) => Some((f.preopen, join(&f.path, &rel))),
+            FdEntry::Stdio(_) => None,
         }
     }
 
@@ -232,6 +260,11 @@ impl FdShadow {
                 }
                 FdEntry::Preopen(i) if *i >= n || 3 + *i != fd => {
                     return Err(unsupported(format!("preopen {i} at descriptor {fd}")))
+                }
+                FdEntry::File(_) if fd < 3 + n => {
+                    return Err(unsupported(format!(
+                        "a file at descriptor {fd}, which was a standard stream or preopen"
+                    )))
                 }
                 FdEntry::File(f) if f.preopen >= n => {
                     return Err(RuntimeError::Input(format!(
@@ -456,6 +489,15 @@ mod tests {
         assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![4, 5]);
         open(&mut s, &mut mem, 5);
         assert!(!s.free.contains(&5));
+        // A rename moves the open files with it.
+        mem[48..53].copy_from_slice(b"g.txt");
+        s.observe("path_rename", &[3, 32, 5, 3, 48, 5], &mem);
+        for fd in [3, 5] {
+            assert!(
+                matches!(s.fds.get(&fd), Some(FdEntry::File(f)) if f.path == "g.txt"),
+                "descriptor {fd} follows the rename"
+            );
+        }
     }
 
     #[test]

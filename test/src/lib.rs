@@ -176,3 +176,72 @@ pub fn contents(p: &MemoryOutputPipe) -> Vec<u8> {
     p.contents().to_vec()
 }
 pub mod referee;
+
+/// Running the built command-line tools, natively and (the aarch64 build) under qemu.
+pub mod tools {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    /// The cargo target directory this test binary was built in (`target/`).
+    fn target_dir() -> PathBuf {
+        let exe = std::env::current_exe().expect("current_exe");
+        // target/<profile>/deps/<test> -> target/
+        exe.ancestors()
+            .nth(3)
+            .expect("the test binary lies in target/<profile>/deps")
+            .to_path_buf()
+    }
+
+    /// `target/<profile>/NAME`: `mvvm` or `mvvm-aot`, built for this host.
+    pub fn bin(name: &str) -> PathBuf {
+        let exe = std::env::current_exe().expect("current_exe");
+        let p = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .join(name);
+        assert!(
+            p.exists(),
+            "{} not built; run the suite with `bash scripts/test.sh` (or build the binaries first)",
+            p.display()
+        );
+        p
+    }
+
+    /// The aarch64 build of `mvvm` (cross-compiled by `scripts/test.sh`).
+    pub fn aarch64_mvvm() -> PathBuf {
+        let p = target_dir().join("aarch64-unknown-linux-gnu/release/mvvm");
+        assert!(
+            p.exists(),
+            "{} not built; `bash scripts/test.sh` cross-compiles it (DESIGN §10)",
+            p.display()
+        );
+        p
+    }
+
+    /// Where `mvvm` runs.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Host {
+        /// This machine.
+        Native,
+        /// The aarch64 build under `qemu-aarch64`.
+        Aarch64,
+    }
+
+    /// A `mvvm` command on `host`, with stdin closed.
+    pub fn mvvm(host: Host) -> Command {
+        let mut c = match host {
+            Host::Native => Command::new(bin("mvvm")),
+            Host::Aarch64 => {
+                // The arm64 libc comes from Debian's multiarch libc6:arm64 (a dependency of
+                // libstd-rust-web-dev:arm64). Not `-L /usr/aarch64-linux-gnu`: with the cross
+                // toolchain's libc as sysroot, qemu 7.2 hangs in the first blocking WASI call.
+                let mut c = Command::new("qemu-aarch64");
+                c.arg(aarch64_mvvm());
+                c
+            }
+        };
+        c.stdin(Stdio::null());
+        c
+    }
+}

@@ -1,23 +1,8 @@
 //! The command-line tools as a user runs them: the demo of the transform issue, and bad input.
 
-use std::path::{Path, PathBuf};
+use mvvm_tests::tools::bin;
+use std::path::PathBuf;
 use std::process::{Command, Output};
-
-/// `target/<profile>/` of this build, where cargo put `mvvm` and `mvvm-aot`.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} not built; run the suite with `cargo test --workspace`",
-        p.display()
-    );
-    p
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn")
