@@ -41,13 +41,28 @@ pub enum SealError {
 
 /// Frames `body` with `magic` and `version`.
 pub fn seal(magic: [u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(&magic);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    let mut out = begin(body.len());
     out.extend_from_slice(body);
+    finish(magic, version, out)
+}
+
+/// A buffer to append a body to, with room for the header in front (for large bodies, which are
+/// then sealed by [`finish`] without being copied).
+pub fn begin(body_capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body_capacity);
+    out.resize(HEADER_LEN, 0);
     out
+}
+
+/// Fills in the header of a buffer from [`begin`] whose body has been appended.
+pub fn finish(magic: [u8; 8], version: u32, mut buf: Vec<u8>) -> Vec<u8> {
+    let body_len = buf.len() - HEADER_LEN;
+    let crc = crc32fast::hash(&buf[HEADER_LEN..]);
+    buf[..8].copy_from_slice(&magic);
+    buf[8..12].copy_from_slice(&version.to_le_bytes());
+    buf[12..20].copy_from_slice(&(body_len as u64).to_le_bytes());
+    buf[20..24].copy_from_slice(&crc.to_le_bytes());
+    buf
 }
 
 /// Checks the framing of `bytes` (magic, `version`, length, checksum) and returns the body.

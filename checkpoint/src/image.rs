@@ -6,6 +6,7 @@ use crate::wasi::{Counters, WasiState};
 use crate::{Frame, MemoryImage, Snapshot, TableImage, Value};
 use mvvm_aot::sealed::{self, SealError};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// First eight bytes of every image.
@@ -48,37 +49,40 @@ pub enum ImageError {
     Io(String, std::io::Error),
 }
 
-/// How memory is stored on disk: only runs of pages that are not all zero.
+/// How memory is stored on disk: only runs of pages that are not all zero. Encoding borrows the
+/// snapshot's memory; decoding owns what it read.
 #[derive(Serialize, Deserialize)]
-struct SparseMemory {
+struct SparseMemory<'a> {
     index: u32,
     pages: u64,
-    runs: Vec<PageRun>,
+    #[serde(borrow)]
+    runs: Vec<PageRun<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct PageRun {
+struct PageRun<'a> {
     first_page: u64,
-    #[serde(with = "serde_bytes")]
-    bytes: Vec<u8>,
+    #[serde(with = "serde_bytes", borrow)]
+    bytes: Cow<'a, [u8]>,
 }
 
 /// The serialized body (after the encoding byte, possibly zstd-compressed).
 #[derive(Serialize, Deserialize)]
-struct Body {
+struct Body<'a> {
     producer: String,
     taken_on: String,
     module_hash: [u8; 32],
     entry: String,
     frames: Vec<Frame>,
-    memories: Vec<SparseMemory>,
+    #[serde(borrow)]
+    memories: Vec<SparseMemory<'a>>,
     globals: Vec<(u32, Value)>,
     tables: Vec<TableImage>,
     wasi: Option<WasiState>,
     counters: Counters,
 }
 
-fn sparse(m: &MemoryImage) -> SparseMemory {
+fn sparse(m: &MemoryImage) -> SparseMemory<'_> {
     let mut runs: Vec<PageRun> = Vec::new();
     let mut open: Option<usize> = None;
     let pages = m.bytes.len() / PAGE;
@@ -89,7 +93,7 @@ fn sparse(m: &MemoryImage) -> SparseMemory {
             (true, Some(start)) => {
                 runs.push(PageRun {
                     first_page: start as u64,
-                    bytes: m.bytes[start * PAGE..p * PAGE].to_vec(),
+                    bytes: Cow::Borrowed(&m.bytes[start * PAGE..p * PAGE]),
                 });
                 open = None;
             }
@@ -142,22 +146,31 @@ impl Image {
             wasi: s.wasi.clone(),
             counters: s.counters.clone(),
         };
-        let raw = bincode::serde::encode_to_vec(&body, bincode::config::standard())
-            .map_err(|e| ImageError::Damaged("image".into(), e.to_string()))?;
-        let mut out = Vec::with_capacity(raw.len() + 1);
-        match zstd {
+        // Memory dominates: size the buffer once, so that encoding copies each page once.
+        let estimate = s.memories.iter().map(|m| m.bytes.len()).sum::<usize>() + (1 << 16);
+        let encode = |out: &mut Vec<u8>| {
+            bincode::serde::encode_into_std_write(&body, out, bincode::config::standard())
+                .map_err(|e| ImageError::Damaged("image".into(), e.to_string()))
+        };
+        let out = match zstd {
             None => {
+                let mut out = sealed::begin(estimate + 1);
                 out.push(ENCODING_PLAIN);
-                out.extend_from_slice(&raw);
+                encode(&mut out)?;
+                out
             }
             Some(level) => {
-                out.push(ENCODING_ZSTD);
+                let mut raw = Vec::with_capacity(estimate);
+                encode(&mut raw)?;
                 let packed = zstd::bulk::compress(&raw, level)
                     .map_err(|e| ImageError::Io("zstd".into(), e))?;
+                let mut out = sealed::begin(packed.len() + 1);
+                out.push(ENCODING_ZSTD);
                 out.extend_from_slice(&packed);
+                out
             }
-        }
-        Ok(sealed::seal(MAGIC, VERSION, &out))
+        };
+        Ok(sealed::finish(MAGIC, VERSION, out))
     }
 
     /// Decodes an image; `name` is used in error messages.
@@ -182,7 +195,7 @@ impl Image {
             other => return Err(damaged(format!("unknown body encoding {other}"))),
         };
         let (body, used): (Body, usize) =
-            bincode::serde::decode_from_slice(raw, bincode::config::standard())
+            bincode::serde::borrow_decode_from_slice(raw, bincode::config::standard())
                 .map_err(|e| damaged(e.to_string()))?;
         if used != raw.len() {
             return Err(damaged(format!(

@@ -63,6 +63,8 @@ pub struct CkptState {
     pub fired_at: Option<std::time::Instant>,
     /// The instance's countdown global (zeroed by the epoch callback when the doorbell rings).
     pub countdown_global: Option<wasmtime::Global>,
+    /// The instance's state global.
+    pub state_global: Option<wasmtime::Global>,
 }
 
 impl CkptState {
@@ -86,6 +88,7 @@ impl CkptState {
             period: None,
             fired_at: None,
             countdown_global: None,
+            state_global: None,
         }
     }
 
@@ -264,6 +267,16 @@ pub struct HostState {
 }
 
 fn global(caller: &mut Caller<'_, HostState>, name: &str) -> wasmtime::Result<wasmtime::Global> {
+    // The two globals every poll touches are looked up once, at instantiation.
+    let ck = &caller.data().ckpt;
+    let cached = match name {
+        abi::EXPORT_STATE => ck.state_global,
+        abi::EXPORT_COUNTDOWN => ck.countdown_global,
+        _ => None,
+    };
+    if let Some(g) = cached {
+        return Ok(g);
+    }
     match caller.get_export(name) {
         Some(Extern::Global(g)) => Ok(g),
         _ => wasmtime::bail!("instrumented module lacks export {name}"),

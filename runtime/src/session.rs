@@ -180,6 +180,7 @@ impl Program {
                     ))
                 })?;
             store.data_mut().ckpt.countdown_global = Some(g);
+            store.data_mut().ckpt.state_global = instance.get_global(&mut store, abi::EXPORT_STATE);
             let cd = store.data().ckpt.countdown();
             set_global(&mut store, &instance, abi::EXPORT_COUNTDOWN, cd)?;
         }

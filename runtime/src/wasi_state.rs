@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn the_shadow_allocates_like_wasi() {
-        let dirs = [DirMap::parse("/tmp::/data")];
+        let dirs = [DirMap::parse("/tmp::/data"), DirMap::parse("/tmp::/other")];
         let mut s = FdShadow::new(&[], &[], &dirs);
         let mut mem = vec![0u8; 64];
         mem[32..37].copy_from_slice(b"f.txt");
@@ -478,21 +478,22 @@ mod tests {
             mem[0..4].copy_from_slice(&fd.to_le_bytes());
             s.observe("path_open", &[3, 1, 32, 5, 9, 2, 0, 1, 0], mem);
         };
-        open(&mut s, &mut mem, 4);
         open(&mut s, &mut mem, 5);
-        s.observe("fd_close", &[4], &mem);
-        assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![4]);
-        s.observe("fd_renumber", &[5, 3], &mem);
+        open(&mut s, &mut mem, 6);
+        s.observe("fd_close", &[5], &mem);
+        assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![5]);
+        // Renumbering over preopen 1 (descriptor 4) frees the source number.
+        s.observe("fd_renumber", &[6, 4], &mem);
         assert!(
-            matches!(s.fds.get(&3), Some(FdEntry::File(f)) if f.path == "f.txt" && f.oflags == 9)
+            matches!(s.fds.get(&4), Some(FdEntry::File(f)) if f.path == "f.txt" && f.oflags == 9)
         );
-        assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![4, 5]);
-        open(&mut s, &mut mem, 5);
-        assert!(!s.free.contains(&5));
+        assert_eq!(s.free.iter().copied().collect::<Vec<_>>(), vec![5, 6]);
+        open(&mut s, &mut mem, 6);
+        assert!(!s.free.contains(&6));
         // A rename moves the open files with it.
         mem[48..53].copy_from_slice(b"g.txt");
         s.observe("path_rename", &[3, 32, 5, 3, 48, 5], &mem);
-        for fd in [3, 5] {
+        for fd in [4, 6] {
             assert!(
                 matches!(s.fds.get(&fd), Some(FdEntry::File(f)) if f.path == "g.txt"),
                 "descriptor {fd} follows the rename"
