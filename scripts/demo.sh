@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds mvvm and runs the demo: instrument a WAT program, show the .aot it becomes, and run it on
-# the host ISA and on the pulley64 interpreter next to the uninstrumented module.
+# Builds mvvm and runs the demo: instrument a WAT program, show the .aot it becomes, run it on the
+# host ISA and on the pulley64 interpreter next to the uninstrumented module, then stop it at the 7th
+# entry of $mix, show the image, and resume it on the other ISA: the two halves of the output add up
+# to the uninterrupted run, byte for byte. (`bash scripts/test.sh` does the same on aarch64 too.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -24,3 +26,16 @@ for isa in native pulley64; do
     echo "DIFFERENT from the uninstrumented module:"; diff "$out/plain.txt" "$out/$isa.txt"; exit 1
   fi
 done
+echo "== mvvm checkpoint -t p.aot -f mix -x 7    (native; writes p.ckpt beside p.aot)"
+$bin/mvvm checkpoint -t "$out/p.aot" -f mix -x 7 > "$out/before.txt"
+echo "stopped after $(wc -l < "$out/before.txt") of $(wc -l < "$out/plain.txt") lines"
+echo "== mvvm inspect p.ckpt"
+$bin/mvvm inspect "$out/p.ckpt"
+echo "== mvvm restore -t p.aot --isa pulley64"
+$bin/mvvm restore -t "$out/p.aot" --isa pulley64 > "$out/after.txt"
+if cat "$out/before.txt" "$out/after.txt" | cmp -s "$out/plain.txt" -; then
+  echo "checkpoint on $(uname -m) + restore on pulley64: identical to the uninterrupted run"
+else
+  echo "DIFFERENT from the uninterrupted run:"
+  cat "$out/before.txt" "$out/after.txt" | diff "$out/plain.txt" -; exit 1
+fi
