@@ -547,3 +547,73 @@ fn sigkill_while_writing_images_keeps_the_last_good_image() {
     }
     assert!(restored >= 6, "only {restored} rounds had an image");
 }
+
+/// `--leave-running`: the program is checkpointed again and again and goes on each time, rewinding
+/// in place; its output and exit status are those of an uninterrupted run, and the last image it
+/// wrote restores to the same ending. `--after` stops a running program by the clock.
+#[test]
+fn leave_running_goes_on_exactly_and_after_stops_by_the_clock() {
+    for name in ["p", "fileio", "argsenv", "lua_main"] {
+        let g = guest(name);
+        let work = tempfile::tempdir().expect("tempdir");
+        let w = work.path();
+        let (aot, program) = build_aot(&g, &dense_policy(), w);
+        let (total, _) = trigger_points(&g, &program);
+        let ref_dir = w.join("ref");
+        std::fs::create_dir(&ref_dir).expect("mkdir");
+        let mut cmd = mvvm(Host::Native);
+        cmd.arg("run").arg("-t").arg(&aot);
+        guest_flags(&mut cmd, &g, &ref_dir);
+        let full = exec(&mut cmd);
+        let dir = w.join("data");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let every = (total / 5).max(1).to_string();
+        let mut cmd = mvvm(Host::Native);
+        cmd.args(["checkpoint", "--leave-running", "-c", &every, "-t"])
+            .arg(&aot);
+        guest_flags(&mut cmd, &g, &dir);
+        let kept = exec(&mut cmd);
+        assert_eq!(
+            text(&kept.out),
+            text(&full.out),
+            "{name}: --leave-running output"
+        );
+        assert_eq!(kept.code, full.code, "{name}: --leave-running exit status");
+        assert_eq!(files(&dir), files(&ref_dir), "{name}: files");
+        // The last image was taken at poll 4 * total / 5 or later.
+        let img = Image::read(&aot.with_extension("ckpt")).expect("last image");
+        assert!(
+            img.snapshot.counters.polls >= 4 * (total / 5),
+            "{name}: the last image is from poll {} of {total}",
+            img.snapshot.counters.polls
+        );
+    }
+    // --after on a long loop: stopped by the clock, restored to the same ending.
+    let loops = guest("loops");
+    let work = tempfile::tempdir().expect("tempdir");
+    let (aot, _) = build_aot(&loops, &Policy::default_counter(), work.path());
+    let full = exec(
+        mvvm(Host::Native)
+            .arg("run")
+            .arg("-t")
+            .arg(&aot)
+            .args(["--", "long"]),
+    );
+    let taken = exec(
+        mvvm(Host::Native)
+            .args(["checkpoint", "--after", "150ms", "-t"])
+            .arg(&aot)
+            .args(["--", "long"]),
+    );
+    assert_eq!(taken.code, Some(0), "{}", text(&taken.err));
+    assert!(
+        taken.out.len() < full.out.len(),
+        "--after stopped it mid-way"
+    );
+    let r = exec(mvvm(Host::Native).arg("restore").arg("-t").arg(&aot));
+    assert_eq!(r.code, Some(0), "{}", text(&r.err));
+    assert_eq!(
+        text(&[&taken.out[..], &r.out[..]].concat()),
+        text(&full.out)
+    );
+}
