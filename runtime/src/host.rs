@@ -523,17 +523,27 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         ck.retire_current()?;
         if top == func {
             let frame = ck.rewinding.pop().expect("checked above");
-            if ck.info.sites.get(frame.site as usize).map(|s| s.func) != Some(func) {
-                wasmtime::bail!("image frame of function {func} names site {}, which is not in that function; the image does not match this module", frame.site);
+            // A frame stops at a poll or a non-tail call of its own function; the prologue's
+            // dispatch knows no other site.
+            let resumable = ck.info.sites.get(frame.site as usize).is_some_and(|s| {
+                s.func == func
+                    && !matches!(
+                        s.kind,
+                        SiteKind::TailCall { .. } | SiteKind::TailCallIndirect { .. }
+                    )
+            });
+            if !resumable {
+                wasmtime::bail!("image frame of function {func} names site {}, which is not in that function or is a tail call site, where no frame stops; the image does not match this module", frame.site);
             }
+            let site1 = frame.site as i32 + 1;
             ck.current = Some((frame, 0));
-            return Ok(0);
+            return Ok(site1);
         }
         // `func` tail-called its way to `top`: re-issue the first tail call on that path.
         match ck.tail_hop(func, top) {
             Some((site, callee)) => {
                 ck.tail_target = Some(callee);
-                Ok(site as i32 + 1)
+                Ok(-(site as i32 + 1))
             }
             None => wasmtime::bail!("image frame belongs to function {top} but function {func} is rewinding and cannot tail-call its way there; the image does not match this module"),
         }

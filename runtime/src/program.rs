@@ -120,17 +120,34 @@ impl Program {
         opts: &EngineOptions,
     ) -> Result<Program, RuntimeError> {
         let out = instrument(wasm, policy).map_err(|e| RuntimeError::Input(e.to_string()))?;
+        Program::from_instrumented(&out.wasm, out.info, isa, opts)
+    }
+
+    /// Compiles a module the transform has already instrumented, `info` being its site table:
+    /// e.g. [`Mode::PollsOnly`](mvvm_aot::transform::Mode::PollsOnly) output that another tool
+    /// rewrote afterwards, as the benchmarks do with Binaryen's Asyncify.
+    pub fn from_instrumented(
+        wasm: &[u8],
+        info: ModuleInfo,
+        isa: Isa,
+        opts: &EngineOptions,
+    ) -> Result<Program, RuntimeError> {
         let target = isa.target()?;
         let engine = Engine::new(&engine_config(target, opts).map_err(RuntimeError::Engine)?)
             .map_err(RuntimeError::Engine)?;
-        let module = Module::new(&engine, &out.wasm).map_err(RuntimeError::Engine)?;
+        let module = Module::new(&engine, wasm).map_err(RuntimeError::Engine)?;
         Ok(Program {
-            info: Arc::new(out.info),
-            module_hash: module_hash(&out.wasm),
+            info: Arc::new(info),
+            module_hash: module_hash(wasm),
             target,
             source: CodeSource::Compiled,
             engine,
             module,
         })
+    }
+
+    /// Bytes of machine code (or pulley bytecode) compiled for the module's functions.
+    pub fn code_size(&self) -> usize {
+        self.module.text().len()
     }
 }

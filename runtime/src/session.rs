@@ -64,8 +64,9 @@ pub struct RunConfig {
     pub stderr: Output,
     /// The export to run.
     pub entry: String,
-    /// Raised to checkpoint at the next site poll; ring it through [`Program::doorbell`] so that
-    /// code without counted loops notices too.
+    /// Raised to checkpoint at the next site poll. Raised before the run, it is answered at the
+    /// first site; while the program runs, ring it through [`Program::doorbell`], which also makes
+    /// the guest look (sites poll the host only when the engine's epoch callback asks them to).
     pub doorbell: Arc<AtomicBool>,
     /// Fuel limit (only for engines built with fuel).
     pub fuel: Option<u64>,
@@ -181,7 +182,13 @@ impl Program {
                 })?;
             store.data_mut().ckpt.countdown_global = Some(g);
             store.data_mut().ckpt.state_global = instance.get_global(&mut store, abi::EXPORT_STATE);
-            let cd = store.data().ckpt.countdown();
+            // A doorbell rung before the run is answered at the first site.
+            let ck = &store.data().ckpt;
+            let cd = if ck.doorbell_rung() {
+                0
+            } else {
+                ck.countdown()
+            };
             set_global(&mut store, &instance, abi::EXPORT_COUNTDOWN, cd)?;
         }
         Ok((store, instance))
@@ -281,8 +288,7 @@ impl Program {
         snap: &Snapshot,
     ) -> Result<(), RuntimeError> {
         mvvm_restore::apply(&mut *store, instance, self.module_hash, snap)?;
-        store.data_mut().ckpt.set_rewind(snap.frames.clone());
-        set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)
+        arm_rewind(store, instance, snap.frames.clone())
     }
 
     /// Calls `entry` until the program exits or checkpoints (and, with `keep_running`, rewinds
@@ -325,8 +331,7 @@ impl Program {
             on_checkpoint(&snap)?;
             // Go on from where it stopped: memory, globals, tables and WASI state are untouched,
             // so only the frames need reloading.
-            store.data_mut().ckpt.set_rewind(snap.frames);
-            set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)?;
+            arm_rewind(store, instance, snap.frames)?;
         }
     }
 
@@ -363,6 +368,19 @@ fn finish_error(e: wasmtime::Error) -> Result<Outcome, RuntimeError> {
         return Ok(Outcome::Exited(exit.0));
     }
     Err(RuntimeError::Trap(format!("{e:?}")))
+}
+
+/// Arms a rewind of `frames` (innermost first): the next call of the entry export reloads them.
+/// The countdown is zeroed so that every site's check takes its slow path, where the dispatch
+/// of a loop header or function entry lives; the poll that ends the rewind resets it.
+fn arm_rewind(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+    frames: Vec<mvvm_checkpoint::Frame>,
+) -> Result<(), RuntimeError> {
+    store.data_mut().ckpt.set_rewind(frames);
+    set_global(store, instance, abi::EXPORT_COUNTDOWN, 0)?;
+    set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)
 }
 
 fn set_global(

@@ -17,7 +17,7 @@
 //!   site in `$rsite` and saves every local through host calls. The prologue reloads them while
 //!   rewinding, and `$rsite != 0` drives the dispatches.
 
-use super::{BlockTypes, ModCtx, SiteInfo, SiteKind, TransformError};
+use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, TransformError};
 use crate::abi::{HostFunc, SlotType, State};
 use std::collections::HashMap;
 use wasm_encoder::reencode::Reencode;
@@ -130,7 +130,9 @@ pub(super) fn rewrite(
             locals.push(t);
         }
     }
+    let first_site = sites.len() as u32;
     let tree = build_tree(ctx, sites, func, body, &mut validator)?;
+    let end_site = sites.len() as u32;
 
     let mut em = Emitter {
         ctx,
@@ -140,25 +142,128 @@ pub(super) fn rewrite(
         locals,
         rsite: 0,
         cidx: None,
-        tmp_i32: None,
+        counter: None,
         scratch: HashMap::new(),
         spill: HashMap::new(),
         spill_used: HashMap::new(),
         unwind_label: 0,
+        unwind_checks: Vec::new(),
+        outer_branches: Vec::new(),
     };
     em.rsite = em.new_local(ValType::I32);
     em.unwind_label = em.open(EBlockType::Empty, Label::Synth);
     em.emit_seq(&tree, &[], Vec::new())?;
     em.out.push(Instruction::Return);
     em.close(em.unwind_label);
-    let body_code = std::mem::take(&mut em.out);
+    let mut body_code = std::mem::take(&mut em.out);
 
-    // The shared unwind handler: record the frame, then return placeholder results.
-    let mut handler = vec![
-        Instruction::I32Const(func as i32),
-        Instruction::LocalGet(em.rsite),
-        Instruction::Call(ctx.host(HostFunc::SaveFrame)),
-    ];
+    // What each site's frame holds: the locals the code after the site can still read, plus the
+    // saved table index of an indirect call (its rewind trampoline reads it). Not `$rsite` (the
+    // frame records the site) nor `$cnt` (a rewind zeroes it). Sites with equal sets share one
+    // handler and one reload block.
+    let wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
+    let live = liveness::live_after(&body_code, em.locals.len(), &wanted)?;
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    let mut group_of: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut site_group: HashMap<u32, usize> = HashMap::new();
+    for u in &em.unwind_checks {
+        let mut set: Vec<u32> = live
+            .get(&u.if_at)
+            .ok_or(TransformError::Internal("no live set at an unwind check"))?
+            .iter()
+            .filter(|l| *l != em.rsite && Some(*l) != em.counter)
+            .collect();
+        if u.indirect {
+            let c = em
+                .cidx
+                .ok_or(TransformError::Internal("indirect site without $cidx"))?;
+            if let Err(i) = set.binary_search(&c) {
+                set.insert(i, c);
+            }
+        }
+        let g = *group_of.entry(set.clone()).or_insert_with(|| {
+            groups.push(set);
+            groups.len() - 1
+        });
+        site_group.insert(u.site, g);
+        // The check branches to the innermost handler block; group g's is g levels further out.
+        if let Instruction::Br(d) = &mut body_code[u.br_at] {
+            *d += g as u32;
+        } else {
+            return Err(TransformError::Internal("unwind check without its branch"));
+        }
+    }
+    if groups.is_empty() {
+        groups.push(Vec::new()); // no check branches there, but the block structure is the same
+    }
+    let n_groups = groups.len();
+    // Branches to the function level skip the handler blocks of groups 1 … n-1.
+    let extra = n_groups as u32 - 1;
+    for (at, func_depth) in &em.outer_branches {
+        let bump = |d: &mut u32| {
+            if *d == *func_depth {
+                *d += extra;
+            }
+        };
+        match &mut body_code[*at] {
+            Instruction::Br(d) | Instruction::BrIf(d) => bump(d),
+            Instruction::BrTable(targets, default) => {
+                let mut t = targets.to_vec();
+                t.iter_mut().for_each(bump);
+                *targets = t.into();
+                bump(default);
+            }
+            _ => return Err(TransformError::Internal("original branch not found")),
+        }
+    }
+
+    let save = |l: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
+        let slot = slot_type(em.locals[l as usize])?;
+        code.push(Instruction::LocalGet(l));
+        match slot {
+            SlotType::F32 => code.push(Instruction::I32ReinterpretF32),
+            SlotType::F64 => code.push(Instruction::I64ReinterpretF64),
+            _ => {}
+        }
+        code.push(Instruction::Call(ctx.host(HostFunc::save(slot))));
+        Ok(())
+    };
+    let reload = |l: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
+        let slot = slot_type(em.locals[l as usize])?;
+        code.push(Instruction::Call(ctx.host(HostFunc::restore(slot))));
+        match slot {
+            SlotType::F32 => code.push(Instruction::F32ReinterpretI32),
+            SlotType::F64 => code.push(Instruction::F64ReinterpretI64),
+            _ => {}
+        }
+        code.push(Instruction::LocalSet(l));
+        Ok(())
+    };
+
+    // Handlers: the body sits in `n_groups` nested blocks; leaving block g (innermost 0) runs
+    // group g's handler, which records the frame and returns placeholder results.
+    let mut handler = Vec::new();
+    for (g, set) in groups.iter().enumerate() {
+        handler.extend([
+            Instruction::I32Const(func as i32),
+            Instruction::LocalGet(em.rsite),
+            Instruction::Call(ctx.host(HostFunc::SaveFrame)),
+        ]);
+        for l in set {
+            save(*l, &mut handler)?;
+        }
+        for t in ty.results() {
+            handler.push(dummy(*t)?);
+        }
+        if g + 1 < n_groups {
+            handler.push(Instruction::Return);
+            handler.push(Instruction::End);
+        }
+    }
+    handler.push(Instruction::End);
+
+    // Prologue: while rewinding, `restore_frame` answers `site+1` of this function's frame (then
+    // the site's group reloads its locals) or `-(site+1)` of a tail call to re-issue.
     let mut prologue = vec![
         Instruction::GlobalGet(ctx.state_global),
         Instruction::I32Const(State::Rewinding as i32),
@@ -166,35 +271,49 @@ pub(super) fn rewrite(
         Instruction::If(EBlockType::Empty),
         Instruction::I32Const(func as i32),
         Instruction::Call(ctx.host(HostFunc::RestoreFrame)),
-        // Non-zero: this function's frame was replaced by a tail call; `$rsite` selects the tail
-        // site to re-issue. Zero: reload every local (including `$rsite`).
         Instruction::LocalTee(em.rsite),
-        Instruction::I32Eqz,
+        Instruction::I32Const(0),
+        Instruction::I32LtS,
         Instruction::If(EBlockType::Empty),
+        Instruction::I32Const(0),
+        Instruction::LocalGet(em.rsite),
+        Instruction::I32Sub,
+        Instruction::LocalSet(em.rsite),
+        Instruction::Else,
+        Instruction::Block(EBlockType::Empty), // $done
     ];
-    for (i, t) in em.locals.iter().enumerate() {
-        let slot = slot_type(*t)?;
-        handler.push(Instruction::LocalGet(i as u32));
-        match slot {
-            SlotType::F32 => handler.push(Instruction::I32ReinterpretF32),
-            SlotType::F64 => handler.push(Instruction::I64ReinterpretF64),
-            _ => {}
+    for _ in 0..=n_groups {
+        prologue.push(Instruction::Block(EBlockType::Empty)); // groups n-1 … 0, then $bad
+    }
+    // Inside $bad: group g's block is at depth g + 1, $bad itself at 0.
+    let targets: Vec<u32> = (first_site..end_site)
+        .map(|s| site_group.get(&s).map_or(0, |g| *g as u32 + 1))
+        .collect();
+    prologue.extend([
+        Instruction::LocalGet(em.rsite),
+        Instruction::I32Const(first_site as i32 + 1),
+        Instruction::I32Sub,
+        Instruction::BrTable(targets.into(), 0),
+        Instruction::End,
+        Instruction::Unreachable,
+    ]);
+    for (g, set) in groups.iter().enumerate() {
+        prologue.push(Instruction::End);
+        for l in set {
+            reload(*l, &mut prologue)?;
         }
-        handler.push(Instruction::Call(ctx.host(HostFunc::save(slot))));
-        prologue.push(Instruction::Call(ctx.host(HostFunc::restore(slot))));
-        match slot {
-            SlotType::F32 => prologue.push(Instruction::F32ReinterpretI32),
-            SlotType::F64 => prologue.push(Instruction::F64ReinterpretI64),
-            _ => {}
-        }
-        prologue.push(Instruction::LocalSet(i as u32));
+        // Still open: $done and the blocks of groups g+1 … n-1.
+        prologue.push(Instruction::Br((n_groups - 1 - g) as u32));
+    }
+    prologue.push(Instruction::End); // $done
+    prologue.push(Instruction::End); // if/else
+    if let Some(c) = em.counter {
+        // Rewinding goes through the slow path of every counted loop header (its dispatch).
+        prologue.extend([Instruction::I32Const(0), Instruction::LocalSet(c)]);
     }
     prologue.push(Instruction::End);
-    prologue.push(Instruction::End);
-    for t in ty.results() {
-        handler.push(dummy(*t)?);
-    }
-    handler.push(Instruction::End);
+    // Handler blocks of groups n-1 … 1 (the body's own outer block is group 0's).
+    prologue.extend((1..n_groups).map(|_| Instruction::Block(EBlockType::Empty)));
 
     let declared = &em.locals[ty.params().len()..];
     let mut groups: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
@@ -488,13 +607,29 @@ struct Emitter<'c, 'b, 'a> {
     locals: Vec<ValType>,
     rsite: u32,
     cidx: Option<u32>,
-    tmp_i32: Option<u32>,
+    /// The loop countdown of this activation (counted loop headers), created on first use.
+    counter: Option<u32>,
     /// Short-lived locals (never live across a resume point), by type and ordinal.
     scratch: HashMap<(ValType, usize), u32>,
     /// Locals holding values live across a resume point, by type and nesting ordinal.
     spill: HashMap<(ValType, usize), u32>,
     spill_used: HashMap<ValType, usize>,
     unwind_label: usize,
+    /// Every unwind check emitted, in order.
+    unwind_checks: Vec<UnwindCheck>,
+    /// Original branches: (index in `out`, depth of the function level there).
+    outer_branches: Vec<(usize, u32)>,
+}
+
+/// Where an unwind check is in the emitted body.
+struct UnwindCheck {
+    site: u32,
+    /// Index of its `if` (the frame holds what is live after the `if … end`).
+    if_at: usize,
+    /// Index of its `br` to the handler.
+    br_at: usize,
+    /// A non-tail indirect call: its trampoline reads `$cidx` on rewind.
+    indirect: bool,
 }
 
 /// One entry of a dispatch: rewinding to a site in `[lo, hi)` runs `code` (which pushes the resume
@@ -575,6 +710,14 @@ impl<'a> Emitter<'_, '_, 'a> {
     }
 
     fn op(&mut self, op: &Operator<'a>) -> Result<(), TransformError> {
+        if matches!(
+            op,
+            Operator::Br { .. } | Operator::BrIf { .. } | Operator::BrTable { .. }
+        ) {
+            // A branch to the function level must later skip the handler blocks that will wrap
+            // the body (their number is known only once every site's frame set is).
+            self.outer_branches.push((self.out.len(), self.depth(0)));
+        }
         let ins = match op {
             Operator::Br { relative_depth } => Instruction::Br(self.map_depth(*relative_depth)?),
             Operator::BrIf { relative_depth } => {
@@ -754,8 +897,15 @@ impl<'a> Emitter<'_, '_, 'a> {
             }
         }
         tramps.extend(inherited);
+        // A leading poll with nothing to spill carries the dispatch in its slow path: a loop
+        // header then tests `$rsite` once every 2^K iterations, not on every one.
+        let fold =
+            !delegate && rps[0] == 0 && matches!(&nodes[0], Node::Poll(p) if p.stack.is_empty());
         let mut pass_down = Some(tramps);
-        if !delegate {
+        let mut folded = None;
+        if fold {
+            folded = pass_down.take();
+        } else if !delegate {
             if let Some(t) = pass_down.take() {
                 self.emit_dispatch(t)?;
             }
@@ -799,7 +949,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                     if !c.tail {
                         // A tail call never comes back here: if the callee unwinds, it returns straight
                         // to this function's caller, and a rewind re-issues the tail call (prologue).
-                        self.unwind_check(c.site);
+                        self.unwind_check(c.site, matches!(c.how, CallHow::Indirect { .. }));
                         self.reload(spilled, &c.results);
                     } else {
                         self.release(spilled);
@@ -807,31 +957,52 @@ impl<'a> Emitter<'_, '_, 'a> {
                 }
                 Node::Poll(p) => {
                     let spilled = self.spill(&p.stack, &[]);
-                    let cnt = self.ctx.countdown_global;
-                    self.out.push(Instruction::GlobalGet(cnt));
-                    if p.counted {
-                        let t = self.tmp_i32();
-                        self.out.extend([
-                            Instruction::I32Const(1),
-                            Instruction::I32Sub,
-                            Instruction::LocalTee(t),
-                            Instruction::GlobalSet(cnt),
-                            Instruction::LocalGet(t),
-                        ]);
-                    }
                     let skip =
                         skip_pos[k].ok_or(TransformError::Internal("poll without skip block"))?;
+                    let cnt = self.ctx.countdown_global;
+                    // Fast path. Counted: the activation's own countdown, in a register. Uncounted:
+                    // the shared countdown, which the host zeroes to make every site poll.
+                    if p.counted {
+                        let c = self.counter();
+                        self.out.extend([
+                            Instruction::LocalGet(c),
+                            Instruction::I32Const(1),
+                            Instruction::I32Sub,
+                            Instruction::LocalTee(c),
+                        ]);
+                    } else {
+                        self.out.push(Instruction::GlobalGet(cnt));
+                    }
                     self.out.extend([
                         Instruction::I32Const(0),
                         Instruction::I32GtS,
                         Instruction::BrIf(self.depth(skip)),
                     ]);
+                    // Slow path: reached while rewinding (both countdowns are zero then), so a
+                    // folded dispatch still runs before anything else of the sequence.
+                    if k == 0 {
+                        if let Some(t) = folded.take() {
+                            self.emit_dispatch(t)?;
+                        }
+                    }
+                    if p.counted {
+                        // Reload the activation's countdown from the shared one: 2^K normally,
+                        // zero while a trigger traces every site or the doorbell has rung.
+                        let c = self.counter();
+                        self.out.extend([
+                            Instruction::GlobalGet(cnt),
+                            Instruction::LocalTee(c),
+                            Instruction::I32Const(0),
+                            Instruction::I32GtS,
+                            Instruction::BrIf(self.depth(skip)),
+                        ]);
+                    }
                     self.close(e_pos[k]);
                     self.out.extend([
                         Instruction::I32Const(p.site as i32),
                         Instruction::Call(self.ctx.host(HostFunc::Poll)),
                     ]);
-                    self.unwind_check(p.site);
+                    self.unwind_check(p.site, false);
                     self.close(skip);
                     self.reload(spilled, &[]);
                 }
@@ -934,29 +1105,37 @@ impl<'a> Emitter<'_, '_, 'a> {
         }
     }
 
-    fn tmp_i32(&mut self) -> u32 {
-        match self.tmp_i32 {
+    fn counter(&mut self) -> u32 {
+        match self.counter {
             Some(l) => l,
             None => {
                 let l = self.new_local(ValType::I32);
-                self.tmp_i32 = Some(l);
+                self.counter = Some(l);
                 l
             }
         }
     }
 
-    fn unwind_check(&mut self, site: u32) {
+    fn unwind_check(&mut self, site: u32, indirect: bool) {
+        self.out.push(Instruction::GlobalGet(self.ctx.state_global));
+        let if_at = self.out.len();
         self.out.extend([
-            Instruction::GlobalGet(self.ctx.state_global),
             Instruction::If(EBlockType::Empty),
             Instruction::I32Const(site as i32 + 1),
             Instruction::LocalSet(self.rsite),
         ]);
         self.labels.push(Label::Synth);
+        let br_at = self.out.len();
         self.out
             .push(Instruction::Br(self.depth(self.unwind_label)));
         self.labels.pop();
         self.out.push(Instruction::End);
+        self.unwind_checks.push(UnwindCheck {
+            site,
+            if_at,
+            br_at,
+            indirect,
+        });
     }
 
     /// Moves `below` (under `top` on the stack) into spill locals, leaving `top` in place.
@@ -1066,4 +1245,86 @@ fn dummy(t: ValType) -> Result<Instruction<'static>, TransformError> {
         SlotType::FuncRef => Instruction::RefNull(wasm_encoder::HeapType::FUNC),
         SlotType::ExternRef => Instruction::RefNull(wasm_encoder::HeapType::EXTERN),
     })
+}
+
+/// Rewrites one function for [`super::Mode::PollsOnly`]: the poll sites [`rewrite`] adds, with the
+/// same countdown code, and nothing else (no spills, dispatch, unwind checks, prologue or handler).
+/// Original code and labels are kept as they are; each poll is a self-contained `if`.
+pub(super) fn add_polls(
+    ctx: &ModCtx,
+    sites: &mut Vec<SiteInfo>,
+    func: u32,
+    body: &FunctionBody<'_>,
+    mut validator: FuncValidator<ValidatorResources>,
+) -> Result<wasm_encoder::Function, TransformError> {
+    let mut re = ctx.reencoder();
+    let mut groups = Vec::new();
+    let mut n_locals = ctx.func_type(func).params().len() as u32;
+    let mut reader = body.get_locals_reader()?;
+    for _ in 0..reader.get_count() {
+        let offset = reader.original_position();
+        let (count, t) = reader.read()?;
+        validator.define_locals(offset, count, t)?;
+        groups.push((count, re.val_type(t).map_err(TransformError::reencode)?));
+        n_locals += count;
+    }
+    let counter = n_locals;
+    groups.push((1, wasm_encoder::ValType::I32));
+    let mut f = wasm_encoder::Function::new(groups);
+    let policy = &ctx.policy;
+    let mut poll = |f: &mut wasm_encoder::Function, kind: SiteKind| {
+        let counted = matches!(kind, SiteKind::LoopHeader { counted: true });
+        sites.push(SiteInfo { func, kind });
+        let site = (sites.len() - 1) as i32;
+        if counted {
+            f.instructions()
+                .local_get(counter)
+                .i32_const(1)
+                .i32_sub()
+                .local_tee(counter)
+                .i32_const(0)
+                .i32_le_s()
+                .if_(EBlockType::Empty)
+                .global_get(ctx.countdown_global)
+                .local_tee(counter);
+        } else {
+            f.instructions().global_get(ctx.countdown_global);
+        }
+        f.instructions()
+            .i32_const(0)
+            .i32_le_s()
+            .if_(EBlockType::Empty)
+            .i32_const(site)
+            .call(ctx.host(HostFunc::Poll))
+            .end();
+        if counted {
+            f.instructions().end();
+        }
+    };
+    if policy.function_entry {
+        poll(&mut f, SiteKind::Entry);
+    }
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        let offset = ops.original_position();
+        let op = ops.read()?;
+        validator.op(offset, &op)?;
+        if let Operator::Call { function_index } | Operator::ReturnCall { function_index } = op {
+            if function_index < ctx.imported_funcs {
+                poll(
+                    &mut f,
+                    SiteKind::Import {
+                        func: function_index,
+                    },
+                );
+            }
+        }
+        let is_loop = matches!(op, Operator::Loop { .. });
+        f.instruction(&re.instruction(op).map_err(TransformError::reencode)?);
+        if is_loop && (policy.loop_header || policy.counter_loop) {
+            let counted = policy.counter_loop;
+            poll(&mut f, SiteKind::LoopHeader { counted });
+        }
+    }
+    Ok(f)
 }

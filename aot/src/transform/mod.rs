@@ -10,6 +10,7 @@
 //! made, which gives the fair baseline every cost is measured against.
 
 mod body;
+mod liveness;
 
 use crate::abi::{self, HostFunc};
 use serde::{Deserialize, Serialize};
@@ -394,8 +395,29 @@ struct Scan {
     calls_import: bool,
 }
 
-/// Instruments `wasm` (binary) according to `policy`.
+/// What the transform makes of the functions that can reach a site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Make them able to unwind into the host and rewind: what `mvvm-aot` builds.
+    Checkpoint,
+    /// Only add the policy's poll sites, with the same countdown code, calling the same `mvvm.poll`,
+    /// and nothing that could unwind. Such a module cannot be checkpointed; it is what a generic
+    /// unwinder (Binaryen's Asyncify, in `bench/`) is measured on, so that both pay for the same
+    /// sites.
+    PollsOnly,
+}
+
+/// Instruments `wasm` (binary) according to `policy` ([`Mode::Checkpoint`]).
 pub fn instrument(wasm: &[u8], policy: &Policy) -> Result<Instrumented, TransformError> {
+    instrument_as(wasm, policy, Mode::Checkpoint)
+}
+
+/// Instruments `wasm` (binary) according to `policy`, in `mode`.
+pub fn instrument_as(
+    wasm: &[u8],
+    policy: &Policy,
+    mode: Mode,
+) -> Result<Instrumented, TransformError> {
     check_features(wasm)?;
 
     // Pass 1: collect sections, types, index spaces, and validate function bodies.
@@ -668,7 +690,10 @@ pub fn instrument(wasm: &[u8], policy: &Policy) -> Result<Instrumented, Transfor
         let f = imported_funcs + i as u32;
         if ctx.may_unwind[f as usize] {
             let v = fv.into_validator(std::mem::take(&mut allocs));
-            let func = body::rewrite(&ctx, &mut block_types, &mut sites, f, &body, v)?;
+            let func = match mode {
+                Mode::Checkpoint => body::rewrite(&ctx, &mut block_types, &mut sites, f, &body, v)?,
+                Mode::PollsOnly => body::add_polls(&ctx, &mut sites, f, &body, v)?,
+            };
             code.function(&func);
         } else {
             let mut re = ctx.reencoder();
