@@ -3,16 +3,23 @@
 # guest programs to wasm32-wasi (clang, lld, wasi-libc, the wasm32 compiler runtime). Rust comes
 # from rustup (the machine's toolchain, 1.95). Sourced or run by demo.sh and test.sh.
 #
-# `setup.sh --aarch64` also installs the aarch64 cross toolchain and qemu (DESIGN §10): Debian's
-# rustc-web with its arm64 standard library, the aarch64 gcc and libc, and qemu-user.
+# `--aarch64` also installs the aarch64 cross toolchain and qemu (DESIGN §10): Debian's rustc-web
+# with its arm64 standard library, the aarch64 gcc and libc, and qemu-user.
+# `--bench` also installs Binaryen (wasm-opt, for the Asyncify baseline; artifact/criu.sh installs criu).
 set -euo pipefail
 packages=(clang lld wasi-libc libclang-rt-dev-wasm32)
 cross=0
-if [ "${1:-}" = "--aarch64" ]; then
-  cross=1
-  packages+=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
-    libc6-dev-arm64-cross qemu-user)
-fi
+for flag in "$@"; do
+  case "$flag" in
+    --aarch64)
+      cross=1
+      packages+=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
+        libc6-dev-arm64-cross qemu-user)
+      ;;
+    --bench) packages+=(binaryen) ;;
+    *) echo "setup: unknown flag $flag (known: --aarch64 --bench)" >&2; exit 2 ;;
+  esac
+done
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if ((cross)) && ! dpkg --print-foreign-architectures | grep -qx arm64; then

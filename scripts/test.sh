@@ -4,7 +4,7 @@
 # pulley64 and aarch64 under qemu, the 500-module referee, CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --aarch64
+bash scripts/setup.sh --aarch64 --bench
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 # The CLI tests run target/release/mvvm and mvvm-aot: build every binary first (cargo test only

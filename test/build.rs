@@ -1,13 +1,21 @@
-//! Build script of `mvvm-tests`: builds the guest programs the tests run.
+//! Build script of `mvvm-tests`: builds the guest programs the tests run and
+//! the benchmark workloads.
 //!
 //! * `guests/wat/*.wat` -> `$OUT_DIR/guests/<name>.wasm` with the `wat` crate
 //!   (the name section with the `$names` is emitted by default).
-//! * `guests/c/*.c` -> `$OUT_DIR/guests/<name>.wasm` with clang for
-//!   `wasm32-wasi` against wasi-libc. `sqlite_main.c` is linked with the SQLite
-//!   amalgamation shipped in the `libsqlite3-sys` crate, `lua_main.c` with the
-//!   Lua 5.4 sources shipped in the `lua-src` crate. `simd*.c` get `-msimd128`.
+//! * `guests/c/*.c` -> `$OUT_DIR/guests/<name>.wasm` and
+//!   `guests/bench/*.c` -> `$OUT_DIR/bench/<name>.wasm` with clang for
+//!   `wasm32-wasi` against wasi-libc. A program's file name says what it is
+//!   linked with: `sqlite_*.c` (`sqlite_main`, `sqlite_bench`) with the SQLite
+//!   amalgamation shipped in the `libsqlite3-sys` crate, `lua_*.c`
+//!   (`lua_main`, `lua_bench`) with the Lua 5.4 sources shipped in the
+//!   `lua-src` crate, `zlib_*.c` (`zlib_main`) with the zlib sources shipped
+//!   in the `libz-sys` crate (`src/zlib`). `simd*.c` get `-msimd128`. The
+//!   libraries are compiled to objects in `$OUT_DIR/guest-obj`, each
+//!   recompiled only when its source or its command line changed.
 //!
-//! The directory is exported to the tests as `MVVM_GUESTS_DIR`.
+//! The directories are exported to the tests as `MVVM_GUESTS_DIR` and
+//! `MVVM_BENCH_DIR`.
 //!
 //! The flags below are the recipe; `guests/build-guests.sh` uses exactly the
 //! same ones to build the guests by hand. Keep the two in sync.
@@ -19,26 +27,30 @@
 //!   (`include -> /usr/include/wasm32-wasi`,
 //!   `lib/wasm32-wasi -> /usr/lib/wasm32-wasi`), so that no host (glibc)
 //!   header can leak into a guest.
-//! * `MVVM_SQLITE_SRC_DIR` / `MVVM_LUA_SRC_DIR`: override where the SQLite
-//!   amalgamation / Lua 5.4 sources are (see `find_sqlite_src`).
+//! * `MVVM_SQLITE_SRC_DIR` / `MVVM_LUA_SRC_DIR` / `MVVM_ZLIB_SRC_DIR`:
+//!   override where the SQLite amalgamation / Lua 5.4 sources / zlib sources
+//!   are (see `find_sqlite_src`, `find_lua_src`, `find_zlib_src`).
 //!
-//! How the SQLite and Lua sources are found (no hard-coded paths):
-//! neither crate hands its source directory to dependents in a usable way.
-//! `lua-src` has no build script and its library only knows its directory
-//! through a private `env!("CARGO_MANIFEST_DIR")` inside `Build::try_build`,
-//! which compiles Lua itself with flags this clang/wasi-libc can't use
-//! (wasm exception handling, libsetjmp). `libsqlite3-sys` prints
-//! `cargo:include=<crate>/sqlite3` (so dependents get `DEP_SQLITE3_INCLUDE`)
-//! only with its `bundled` feature, and cargo passes `DEP_*` variables only to
-//! the build scripts of packages that have the `links` crate as a *normal*
-//! dependency, not as a build-dependency. So: `DEP_SQLITE3_INCLUDE` is used
-//! when present, and otherwise both crates are looked up where cargo
-//! extracted them, `$CARGO_HOME/registry/src/*/<name>-<version>`, with the
-//! version this package resolved to taken from the workspace's `Cargo.lock`.
-//! The two crates are build-dependencies only so that cargo downloads and
-//! extracts them; this script uses neither crate's code.
+//! How the SQLite, Lua and zlib sources are found (no hard-coded paths):
+//! none of the crates hands its source directory to dependents in a usable
+//! way. `lua-src` has no build script and its library only knows its
+//! directory through a private `env!("CARGO_MANIFEST_DIR")` inside
+//! `Build::try_build`, which compiles Lua itself with flags this
+//! clang/wasi-libc can't use (wasm exception handling, libsetjmp).
+//! `libsqlite3-sys` prints `cargo:include=<crate>/sqlite3` (so dependents get
+//! `DEP_SQLITE3_INCLUDE`) only with its `bundled` feature; `libz-sys` prints
+//! `cargo:include` only for the system zlib's headers or for a copy of
+//! `zlib.h`/`zconf.h` in its own `OUT_DIR`, never for its sources. And cargo
+//! passes `DEP_*` variables only to the build scripts of packages that have
+//! the `links` crate as a *normal* dependency, not as a build-dependency. So:
+//! `DEP_SQLITE3_INCLUDE` is used when present, and otherwise the crates are
+//! looked up where cargo extracted them,
+//! `$CARGO_HOME/registry/src/*/<name>-<version>`, with the version this
+//! package resolved to taken from the workspace's `Cargo.lock`. The three
+//! crates are build-dependencies only so that cargo downloads and extracts
+//! them; this script uses none of their code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::env;
 use std::ffi::OsString;
 use std::fs;
@@ -77,6 +89,12 @@ const SQLITE_LIBS: &[&str] = &[
 // plus: -I<guests/c/lua-wasi> -include <guests/c/lua-wasi/lua_wasi.h> ... -I<lua src>
 const LUA_DEFS: &[&str] = &["-D_WASI_EMULATED_SIGNAL", "-D_WASI_EMULATED_PROCESS_CLOCKS"];
 const LUA_LIBS: &[&str] = &["-lwasi-emulated-signal", "-lwasi-emulated-process-clocks"];
+// plus, for the programs using zlib: -I<zlib src>
+const ZLIB_DEFS: &[&str] = &["-DHAVE_UNISTD_H", "-DHAVE_STDARG_H"];
+// sources that are programs, not library code: Lua's interpreter and compiler,
+// the test programs some zlib trees have beside the library
+const LUA_SKIP: &[&str] = &["lua", "luac"];
+const ZLIB_SKIP: &[&str] = &["example", "minigzip"];
 
 const INSTALL_HINT: &str = "on Debian 12 install the toolchain with \
 `apt-get install clang lld wasi-libc libclang-rt-dev-wasm32`, or set MVVM_WASM_CC to a clang \
@@ -87,15 +105,24 @@ fn main() {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let guests_src = manifest_dir.join("guests");
+    let c_dir = guests_src.join("c");
+    let bench_dir = guests_src.join("bench");
     let guests_out = out_dir.join("guests");
-    fs::create_dir_all(&guests_out)
-        .unwrap_or_else(|e| fail(format!("creating {}: {e}", guests_out.display())));
+    let bench_out = out_dir.join("bench");
+    for d in [&guests_out, &bench_out] {
+        fs::create_dir_all(d).unwrap_or_else(|e| fail(format!("creating {}: {e}", d.display())));
+    }
+    let export_dirs = || {
+        println!("cargo:rustc-env=MVVM_GUESTS_DIR={}", guests_out.display());
+        println!("cargo:rustc-env=MVVM_BENCH_DIR={}", bench_out.display());
+    };
 
     for var in [
         "MVVM_WASM_CC",
         "MVVM_WASI_SYSROOT",
         "MVVM_SQLITE_SRC_DIR",
         "MVVM_LUA_SRC_DIR",
+        "MVVM_ZLIB_SRC_DIR",
         "CARGO_HOME",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
@@ -105,7 +132,8 @@ fn main() {
         "cargo:rerun-if-changed={}",
         guests_src.join("wat").display()
     );
-    println!("cargo:rerun-if-changed={}", guests_src.join("c").display());
+    println!("cargo:rerun-if-changed={}", c_dir.display());
+    println!("cargo:rerun-if-changed={}", bench_dir.display());
 
     let mut outputs: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut claim = |name: &str, src: &Path| {
@@ -127,24 +155,29 @@ fn main() {
         fs::write(&dst, wasm).unwrap_or_else(|e| fail(format!("writing {}: {e}", dst.display())));
     }
 
-    // ---- C guests ----
-    let c_dir = guests_src.join("c");
-    let c_files = files_with_ext(&c_dir, "c");
-    if c_files.is_empty() {
-        println!("cargo:rustc-env=MVVM_GUESTS_DIR={}", guests_out.display());
+    // ---- C guests (guests/c) and benchmark workloads (guests/bench) ----
+    // (source, output, label for messages)
+    let mut c_progs: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+    for c_file in files_with_ext(&c_dir, "c") {
+        let name = stem(&c_file);
+        claim(&name, &c_file);
+        let dst = guests_out.join(format!("{name}.wasm"));
+        c_progs.push((c_file, dst, name));
+    }
+    // bench/ has an output directory of its own, so its names cannot collide with the guests'
+    for c_file in files_with_ext(&bench_dir, "c") {
+        let name = stem(&c_file);
+        let dst = bench_out.join(format!("{name}.wasm"));
+        c_progs.push((c_file, dst, format!("bench/{name}")));
+    }
+    if c_progs.is_empty() {
+        export_dirs();
         return;
     }
     let cc = env::var_os("MVVM_WASM_CC").unwrap_or_else(|| OsString::from("clang"));
     check_compiler(&cc);
     let sysroot = wasi_sysroot(&out_dir);
-    let sqlite_src = find_sqlite_src();
-    let lua_src = find_lua_src();
     let lua_wasi = c_dir.join("lua-wasi");
-    println!(
-        "cargo:rerun-if-changed={}",
-        sqlite_src.join("sqlite3.c").display()
-    );
-    println!("cargo:rerun-if-changed={}", lua_src.display());
 
     let obj_dir = out_dir.join("guest-obj");
     fs::create_dir_all(&obj_dir)
@@ -156,110 +189,112 @@ fn main() {
         v.extend(warn.iter().map(OsString::from));
         v
     };
-    let lua_flags = || -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec![flag_with_path("-I", &lua_wasi), "-include".into()];
-        v.push(lua_wasi.join("lua_wasi.h").into_os_string());
-        v.extend(LUA_DEFS.iter().map(OsString::from));
-        v.push(flag_with_path("-I", &lua_src));
-        v
-    };
 
-    // phase 1: third-party objects and the single-file guests; phase 2: links
+    // phase 1: third-party objects and the single-file programs; phase 2: links
     let mut phase1: Vec<Job> = Vec::new();
     let mut phase2: Vec<Job> = Vec::new();
 
-    let sqlite_obj = obj_dir.join("sqlite3.o");
-    let mut lua_objs: Vec<PathBuf> = Vec::new();
-    let mut needs_sqlite = false;
-    let mut needs_lua = false;
-
-    for c_file in &c_files {
-        let name = stem(c_file);
-        claim(&name, c_file);
-        let dst = guests_out.join(format!("{name}.wasm"));
-        match name.as_str() {
-            "sqlite_main" => {
-                needs_sqlite = true;
-                let mut args = base(OWN_WARN);
-                args.extend(SQLITE_DEFS.iter().map(OsString::from));
-                args.push(flag_with_path("-I", &sqlite_src));
-                args.extend(LDFLAGS.iter().map(OsString::from));
-                args.push(c_file.clone().into_os_string());
-                args.push(sqlite_obj.clone().into_os_string());
-                args.extend(SQLITE_LIBS.iter().map(OsString::from));
-                args.push("-o".into());
-                args.push(dst.into_os_string());
-                phase2.push(Job::new(&cc, args, name));
-            }
-            "lua_main" => {
-                needs_lua = true;
-                let mut args = base(OWN_WARN);
-                args.extend(lua_flags());
-                args.extend(LDFLAGS.iter().map(OsString::from));
-                args.push(c_file.clone().into_os_string());
-                // filled in below, once the object list is known
-                args.push("@LUA_OBJS@".into());
-                args.extend(LUA_LIBS.iter().map(OsString::from));
-                args.push("-o".into());
-                args.push(dst.into_os_string());
-                phase2.push(Job::new(&cc, args, name));
-            }
-            _ => {
-                let mut args = base(OWN_WARN);
-                if name.starts_with("simd") {
-                    args.extend(SIMD_FLAGS.iter().map(OsString::from));
+    // ---- the libraries the programs are linked with (only those some program needs) ----
+    let needed: BTreeSet<Lib> = c_progs
+        .iter()
+        .filter_map(|(src, _, _)| Lib::of_program(&stem(src)))
+        .collect();
+    let mut libs: BTreeMap<Lib, Built> = BTreeMap::new();
+    for lib in needed {
+        let spec = match lib {
+            Lib::Sqlite => {
+                let src = find_sqlite_src();
+                let amalgamation = src.join("sqlite3.c");
+                println!("cargo:rerun-if-changed={}", amalgamation.display());
+                let defs: Vec<OsString> = SQLITE_DEFS.iter().map(OsString::from).collect();
+                let mut guest_flags = defs.clone();
+                guest_flags.push(flag_with_path("-I", &src));
+                LibSpec {
+                    obj_flags: defs,
+                    guest_flags,
+                    sources: vec![(amalgamation, obj_dir.join("sqlite3.o"), "sqlite3.c".into())],
+                    extra_inputs: Vec::new(),
+                    link: SQLITE_LIBS,
                 }
-                args.extend(LDFLAGS.iter().map(OsString::from));
-                args.push(c_file.clone().into_os_string());
-                args.push("-o".into());
-                args.push(dst.into_os_string());
-                phase1.push(Job::new(&cc, args, name));
             }
-        }
-    }
-
-    if needs_sqlite {
-        let src = sqlite_src.join("sqlite3.c");
-        let mut args = base(THIRD_PARTY_WARN);
-        args.extend(SQLITE_DEFS.iter().map(OsString::from));
-        args.push("-c".into());
-        args.push(src.clone().into_os_string());
-        args.push("-o".into());
-        args.push(sqlite_obj.clone().into_os_string());
-        phase1.push(Job::new(&cc, args, "sqlite3.c".into()).cached(&sqlite_obj, vec![src]));
-    }
-    if needs_lua {
-        let headers = vec![lua_wasi.join("lua_wasi.h"), lua_wasi.join("setjmp.h")];
-        for src in files_with_ext(&lua_src, "c") {
-            let b = stem(&src);
-            if b == "lua" || b == "luac" {
-                continue; // the standalone interpreter and compiler
+            Lib::Lua => {
+                let src = find_lua_src();
+                println!("cargo:rerun-if-changed={}", src.display());
+                let mut flags: Vec<OsString> =
+                    vec![flag_with_path("-I", &lua_wasi), "-include".into()];
+                flags.push(lua_wasi.join("lua_wasi.h").into_os_string());
+                flags.extend(LUA_DEFS.iter().map(OsString::from));
+                flags.push(flag_with_path("-I", &src));
+                LibSpec {
+                    obj_flags: flags.clone(),
+                    guest_flags: flags,
+                    sources: objects_for(&src, LUA_SKIP, "lua", "Lua", &obj_dir),
+                    extra_inputs: vec![lua_wasi.join("lua_wasi.h"), lua_wasi.join("setjmp.h")],
+                    link: LUA_LIBS,
+                }
             }
-            let obj = obj_dir.join(format!("lua_{b}.o"));
+            Lib::Zlib => {
+                let src = find_zlib_src();
+                println!("cargo:rerun-if-changed={}", src.display());
+                let defs: Vec<OsString> = ZLIB_DEFS.iter().map(OsString::from).collect();
+                let mut guest_flags = defs.clone();
+                guest_flags.push(flag_with_path("-I", &src));
+                LibSpec {
+                    obj_flags: defs,
+                    guest_flags,
+                    sources: objects_for(&src, ZLIB_SKIP, "zlib", "zlib", &obj_dir),
+                    extra_inputs: Vec::new(),
+                    link: &[],
+                }
+            }
+        };
+        let mut objs: Vec<PathBuf> = Vec::new();
+        for (src, obj, what) in spec.sources {
             let mut args = base(THIRD_PARTY_WARN);
-            args.extend(lua_flags());
+            args.extend(spec.obj_flags.iter().cloned());
             args.push("-c".into());
             args.push(src.clone().into_os_string());
             args.push("-o".into());
             args.push(obj.clone().into_os_string());
-            let mut inputs = headers.clone();
-            inputs.push(src.clone());
-            phase1.push(Job::new(&cc, args, format!("lua {b}.c")).cached(&obj, inputs));
-            lua_objs.push(obj);
+            let mut inputs = spec.extra_inputs.clone();
+            inputs.push(src);
+            phase1.push(Job::new(&cc, args, what).cached(&obj, inputs));
+            objs.push(obj);
         }
-        if lua_objs.is_empty() {
-            fail(format!("no Lua sources (*.c) in {}", lua_src.display()));
+        libs.insert(
+            lib,
+            Built {
+                guest_flags: spec.guest_flags,
+                objs,
+                link: spec.link,
+            },
+        );
+    }
+
+    // ---- the programs ----
+    for (c_file, dst, label) in c_progs {
+        let name = stem(&c_file);
+        let lib = Lib::of_program(&name).map(|l| &libs[&l]);
+        let mut args = base(OWN_WARN);
+        if name.starts_with("simd") {
+            args.extend(SIMD_FLAGS.iter().map(OsString::from));
         }
-        for job in &mut phase2 {
-            let mut args = Vec::with_capacity(job.args.len() + lua_objs.len());
-            for a in job.args.drain(..) {
-                if a == "@LUA_OBJS@" {
-                    args.extend(lua_objs.iter().map(|o| o.clone().into_os_string()));
-                } else {
-                    args.push(a);
-                }
-            }
-            job.args = args;
+        if let Some(lib) = lib {
+            args.extend(lib.guest_flags.iter().cloned());
+        }
+        args.extend(LDFLAGS.iter().map(OsString::from));
+        args.push(c_file.into_os_string());
+        if let Some(lib) = lib {
+            args.extend(lib.objs.iter().map(|o| o.clone().into_os_string()));
+            args.extend(lib.link.iter().map(OsString::from));
+        }
+        args.push("-o".into());
+        args.push(dst.into_os_string());
+        let job = Job::new(&cc, args, label);
+        if lib.is_some() {
+            phase2.push(job);
+        } else {
+            phase1.push(job);
         }
     }
 
@@ -271,7 +306,79 @@ fn main() {
     run_jobs(phase1, jobs);
     run_jobs(phase2, jobs);
 
-    println!("cargo:rustc-env=MVVM_GUESTS_DIR={}", guests_out.display());
+    export_dirs();
+}
+
+/// A third-party C library a program is linked with, chosen by the program's
+/// file name (the same rule as in `guests/build-guests.sh`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Lib {
+    /// `sqlite_*.c`: the SQLite amalgamation from `libsqlite3-sys`
+    Sqlite,
+    /// `lua_*.c`: Lua 5.4 from `lua-src`, built with `lua-wasi/lua_wasi.h`
+    Lua,
+    /// `zlib_*.c`: zlib from `libz-sys`
+    Zlib,
+}
+
+impl Lib {
+    fn of_program(name: &str) -> Option<Lib> {
+        [
+            ("sqlite_", Lib::Sqlite),
+            ("lua_", Lib::Lua),
+            ("zlib_", Lib::Zlib),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, lib)| lib)
+    }
+}
+
+/// How to build a library and use it.
+struct LibSpec {
+    /// compile flags of the library's own sources
+    obj_flags: Vec<OsString>,
+    /// compile flags of a program using it
+    guest_flags: Vec<OsString>,
+    /// (source, object, label for messages)
+    sources: Vec<(PathBuf, PathBuf, String)>,
+    /// files besides its source each object depends on (force-included headers)
+    extra_inputs: Vec<PathBuf>,
+    /// `-l` flags for the link
+    link: &'static [&'static str],
+}
+
+/// A library whose objects are being built: what a program using it needs.
+struct Built {
+    guest_flags: Vec<OsString>,
+    objs: Vec<PathBuf>,
+    link: &'static [&'static str],
+}
+
+/// (source, object `<obj_dir>/<prefix>_<name>.o`, label) for the library's
+/// `*.c` files in `dir`, without the programs named in `skip`.
+fn objects_for(
+    dir: &Path,
+    skip: &[&str],
+    prefix: &str,
+    what: &str,
+    obj_dir: &Path,
+) -> Vec<(PathBuf, PathBuf, String)> {
+    let v: Vec<(PathBuf, PathBuf, String)> = files_with_ext(dir, "c")
+        .into_iter()
+        .filter_map(|src| {
+            let b = stem(&src);
+            if skip.contains(&b.as_str()) {
+                return None;
+            }
+            let obj = obj_dir.join(format!("{prefix}_{b}.o"));
+            Some((src, obj, format!("{prefix} {b}.c")))
+        })
+        .collect();
+    if v.is_empty() {
+        fail(format!("no {what} sources (*.c) in {}", dir.display()));
+    }
+    v
 }
 
 // ---------------------------------------------------------------------------
@@ -396,14 +503,9 @@ fn make_symlink(_target: &Path, _link: &Path) {
 
 /// Directory holding `sqlite3.c` and `sqlite3.h`.
 fn find_sqlite_src() -> PathBuf {
-    let check = |d: PathBuf, how: &str| -> PathBuf {
-        if !d.join("sqlite3.c").is_file() || !d.join("sqlite3.h").is_file() {
-            fail(format!("{how}: {} has no sqlite3.c/sqlite3.h", d.display()));
-        }
-        d
-    };
-    if let Some(d) = env::var_os("MVVM_SQLITE_SRC_DIR") {
-        return check(PathBuf::from(d), "MVVM_SQLITE_SRC_DIR");
+    const FILES: &[&str] = &["sqlite3.c", "sqlite3.h"];
+    if let Some(d) = src_dir_from_env("MVVM_SQLITE_SRC_DIR", FILES) {
+        return d;
     }
     // Only set if libsqlite3-sys (feature `bundled`) is also a normal dependency.
     if let Some(d) = env::var_os("DEP_SQLITE3_INCLUDE") {
@@ -412,34 +514,17 @@ fn find_sqlite_src() -> PathBuf {
             return d;
         }
     }
-    match registry_crate_dir("libsqlite3-sys") {
-        Some(c) => check(c.join("sqlite3"), "libsqlite3-sys crate"),
-        None => fail(format!(
-            "cannot find the sources of the libsqlite3-sys crate in {}/registry/src (is it a build-dependency \
-             of mvvm-tests? try `cargo fetch`), or set MVVM_SQLITE_SRC_DIR to a directory with sqlite3.c",
-            cargo_home().display()
-        )),
-    }
+    let krate = registry_crate_or_fail("libsqlite3-sys", "MVVM_SQLITE_SRC_DIR", "sqlite3.c");
+    with_files(krate.join("sqlite3"), FILES, "libsqlite3-sys crate")
 }
 
 /// Directory holding the Lua 5.4 sources (`lapi.c`, `lua.h`, ...).
 fn find_lua_src() -> PathBuf {
-    let check = |d: PathBuf, how: &str| -> PathBuf {
-        if !d.join("lua.h").is_file() || !d.join("lapi.c").is_file() {
-            fail(format!("{how}: {} has no lua.h/lapi.c", d.display()));
-        }
-        d
-    };
-    if let Some(d) = env::var_os("MVVM_LUA_SRC_DIR") {
-        return check(PathBuf::from(d), "MVVM_LUA_SRC_DIR");
+    const FILES: &[&str] = &["lua.h", "lapi.c"];
+    if let Some(d) = src_dir_from_env("MVVM_LUA_SRC_DIR", FILES) {
+        return d;
     }
-    let Some(krate) = registry_crate_dir("lua-src") else {
-        fail(format!(
-            "cannot find the sources of the lua-src crate in {}/registry/src (is it a build-dependency of \
-             mvvm-tests? try `cargo fetch`), or set MVVM_LUA_SRC_DIR to a directory with the Lua 5.4 sources",
-            cargo_home().display()
-        ));
-    };
+    let krate = registry_crate_or_fail("lua-src", "MVVM_LUA_SRC_DIR", "the Lua 5.4 sources");
     // lua-src ships lua-5.1.x ... lua-5.4.x side by side: take the newest 5.4
     let mut dirs: Vec<(Vec<u64>, PathBuf)> = fs::read_dir(&krate)
         .map(|rd| {
@@ -454,9 +539,49 @@ fn find_lua_src() -> PathBuf {
         .unwrap_or_default();
     dirs.sort();
     match dirs.pop() {
-        Some((_, d)) => check(d, "lua-src crate"),
+        Some((_, d)) => with_files(d, FILES, "lua-src crate"),
         None => fail(format!("no lua-5.4.* directory in {}", krate.display())),
     }
+}
+
+/// Directory holding the zlib sources (`zlib.h`, `deflate.c`, ...). libz-sys
+/// ships stock zlib in `src/zlib` (beside zlib-ng, which is not used here).
+fn find_zlib_src() -> PathBuf {
+    const FILES: &[&str] = &["zlib.h", "deflate.c"];
+    if let Some(d) = src_dir_from_env("MVVM_ZLIB_SRC_DIR", FILES) {
+        return d;
+    }
+    let krate = registry_crate_or_fail("libz-sys", "MVVM_ZLIB_SRC_DIR", "the zlib sources");
+    with_files(krate.join("src").join("zlib"), FILES, "libz-sys crate")
+}
+
+/// The directory named by the environment variable `var`, if set; it must hold `files`.
+fn src_dir_from_env(var: &str, files: &[&str]) -> Option<PathBuf> {
+    env::var_os(var).map(|d| with_files(PathBuf::from(d), files, var))
+}
+
+/// `dir`, after checking that it holds `files`; `how` says where `dir` came from.
+fn with_files(dir: PathBuf, files: &[&str], how: &str) -> PathBuf {
+    if files.iter().any(|f| !dir.join(f).is_file()) {
+        fail(format!(
+            "{how}: {} has no {}",
+            dir.display(),
+            files.join("/")
+        ));
+    }
+    dir
+}
+
+/// The extracted registry crate `name` (see `registry_crate_dir`), or a
+/// failure that says how to get it, or which variable to set instead.
+fn registry_crate_or_fail(name: &str, var: &str, what: &str) -> PathBuf {
+    registry_crate_dir(name).unwrap_or_else(|| {
+        fail(format!(
+            "cannot find the sources of the {name} crate in {}/registry/src (is it a build-dependency \
+             of mvvm-tests? try `cargo fetch`), or set {var} to a directory with {what}",
+            cargo_home().display()
+        ))
+    })
 }
 
 fn cargo_home() -> PathBuf {

@@ -7,6 +7,12 @@
 # --check also runs each guest under Node's WASI (run-wasi.mjs) and diffs
 # its stdout and exit status against the *.expected files.
 #
+# The benchmark workloads bench/*.c are built into OUTDIR/bench/ with the same
+# recipe; --check runs each at SCALE=1 against bench/<name>.expected.
+# Which library a C program is linked with follows its name (c/ and bench/):
+#   sqlite_*  the SQLite amalgamation    lua_*   Lua 5.4
+#   zlib_*    zlib                       simd*   compiled with -msimd128
+#
 # Environment (same names as build.rs):
 #   MVVM_WASM_CC         C compiler (default: clang)
 #   MVVM_WASI_SYSROOT    a WASI sysroot; default: a symlink sysroot made in
@@ -16,6 +22,8 @@
 #                        from Cargo.lock)
 #   MVVM_LUA_SRC_DIR     dir holding the Lua 5.4 sources (default: the
 #                        lua-src crate's lua-5.4.* dir, same lookup)
+#   MVVM_ZLIB_SRC_DIR    dir holding the zlib sources (default: the
+#                        libz-sys crate's src/zlib dir, same lookup)
 #   WAT2WASM             for the .wat guests (default: wat2wasm, optional)
 # Debian 12 packages: clang lld wasi-libc libclang-rt-dev-wasm32 (wabt for wat2wasm)
 set -euo pipefail
@@ -24,7 +32,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CHECK=0
 if [[ "${1:-}" == "--check" ]]; then CHECK=1; shift; fi
 OUT="${1:-$HERE/out}"
-mkdir -p "$OUT/obj"
+mkdir -p "$OUT/obj" "$OUT/bench"
 OUT="$(cd "$OUT" && pwd)"
 
 CC="${MVVM_WASM_CC:-clang}"
@@ -64,6 +72,7 @@ SQLITE_LIBS=(-lwasi-emulated-mman -lwasi-emulated-getpid -lwasi-emulated-signal
 LUA_WASI="$HERE/c/lua-wasi"
 LUA_DEFS=(-I"$LUA_WASI" -include "$LUA_WASI/lua_wasi.h" -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_PROCESS_CLOCKS)
 LUA_LIBS=(-lwasi-emulated-signal -lwasi-emulated-process-clocks)
+ZLIB_DEFS=(-DHAVE_UNISTD_H -DHAVE_STDARG_H)
 
 # ---- locate a registry crate: name -> its source dir (version from Cargo.lock)
 find_crate() {
@@ -102,10 +111,16 @@ if [[ -z "$LUA_SRC" ]]; then
   c="$(find_crate lua-src)" || { echo "error: lua-src sources not found (run cargo fetch, or set MVVM_LUA_SRC_DIR)" >&2; exit 1; }
   LUA_SRC="$(ls -d "$c"/lua-5.4.* | sort -rV | head -n1)"
 fi
+ZLIB_SRC="${MVVM_ZLIB_SRC_DIR:-}"
+if [[ -z "$ZLIB_SRC" ]]; then
+  c="$(find_crate libz-sys)" || { echo "error: libz-sys sources not found (run cargo fetch, or set MVVM_ZLIB_SRC_DIR)" >&2; exit 1; }
+  ZLIB_SRC="$c/src/zlib"
+fi
 echo "cc: $("$CC" --version | head -n1)"
 echo "sysroot: $SYSROOT"
 echo "sqlite: $SQLITE_SRC"
 echo "lua: $LUA_SRC"
+echo "zlib: $ZLIB_SRC"
 
 run() { echo "+ $*" | sed "s|$HOME|~|g" >&2; "$@"; }
 
@@ -122,24 +137,40 @@ for f in "$LUA_SRC"/*.c; do
     -c "$f" -o "$OUT/obj/lua_$b.o"
   LUA_OBJS+=("$OUT/obj/lua_$b.o")
 done
-
-# ---- our C guests
-# every c/*.c is one guest; simd*.c get -msimd128; sqlite_main/lua_main are linked below
-for f in "$HERE"/c/*.c; do
-  n="$(basename "$f" .c)"
-  extra=()
-  case "$n" in
-    sqlite_main|lua_main) continue ;;
-    simd*) extra=("${SIMD_FLAGS[@]}") ;;
-  esac
-  run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" ${extra[@]+"${extra[@]}"} "${LDFLAGS[@]}" \
-    "$f" -o "$OUT/$n.wasm"
+ZLIB_OBJS=()
+for f in "$ZLIB_SRC"/*.c; do
+  b="$(basename "$f" .c)"
+  [[ "$b" == example || "$b" == minigzip ]] && continue # test programs in some zlib trees
+  run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${THIRD_PARTY_WARN[@]}" "${ZLIB_DEFS[@]}" \
+    -c "$f" -o "$OUT/obj/zlib_$b.o"
+  ZLIB_OBJS+=("$OUT/obj/zlib_$b.o")
 done
-run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${LUA_DEFS[@]}" -I"$LUA_SRC" "${LDFLAGS[@]}" \
-  "$HERE/c/lua_main.c" "${LUA_OBJS[@]}" "${LUA_LIBS[@]}" -o "$OUT/lua_main.wasm"
+
+# ---- our C guests and benchmark workloads
+# every c/*.c is one guest, every bench/*.c one workload; sqlite_* are linked
+# last, once sqlite3.o is done
+SQLITE_GUESTS=()
+build_c() { # source.c output.wasm
+  local f="$1" out="$2" n
+  n="$(basename "$f" .c)"
+  case "$n" in
+    sqlite_*) SQLITE_GUESTS+=("$f" "$out") ;;
+    lua_*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${LUA_DEFS[@]}" -I"$LUA_SRC" \
+      "${LDFLAGS[@]}" "$f" "${LUA_OBJS[@]}" "${LUA_LIBS[@]}" -o "$out" ;;
+    zlib_*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${ZLIB_DEFS[@]}" -I"$ZLIB_SRC" \
+      "${LDFLAGS[@]}" "$f" "${ZLIB_OBJS[@]}" -o "$out" ;;
+    simd*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SIMD_FLAGS[@]}" "${LDFLAGS[@]}" \
+      "$f" -o "$out" ;;
+    *) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${LDFLAGS[@]}" "$f" -o "$out" ;;
+  esac
+}
+for f in "$HERE"/c/*.c; do build_c "$f" "$OUT/$(basename "$f" .c).wasm"; done
+for f in "$HERE"/bench/*.c; do build_c "$f" "$OUT/bench/$(basename "$f" .c).wasm"; done
 wait "$SQLITE_PID"
-run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SQLITE_DEFS[@]}" -I"$SQLITE_SRC" "${LDFLAGS[@]}" \
-  "$HERE/c/sqlite_main.c" "$OUT/obj/sqlite3.o" "${SQLITE_LIBS[@]}" -o "$OUT/sqlite_main.wasm"
+for ((i = 0; i < ${#SQLITE_GUESTS[@]}; i += 2)); do
+  run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SQLITE_DEFS[@]}" -I"$SQLITE_SRC" "${LDFLAGS[@]}" \
+    "${SQLITE_GUESTS[i]}" "$OUT/obj/sqlite3.o" "${SQLITE_LIBS[@]}" -o "${SQLITE_GUESTS[i + 1]}"
+done
 
 # ---- WAT guests (build.rs uses the `wat` crate instead)
 WAT2WASM="${WAT2WASM:-wat2wasm}"
@@ -184,5 +215,9 @@ rm -rf "$data"
 data="$(mktemp -d)"
 check "sqlite_main file" "$HERE/c/sqlite_main.expected" 0 --dir "$data::/data" "$OUT/sqlite_main.wasm" file
 rm -rf "$data"
+for f in "$HERE"/bench/*.c; do
+  n="$(basename "$f" .c)"
+  check "bench/$n" "$HERE/bench/$n.expected" 0 "$OUT/bench/$n.wasm" 1
+done
 echo "$passes passed, $fails failed"
 [[ $fails == 0 ]]

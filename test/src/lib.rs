@@ -127,6 +127,69 @@ impl Guest {
     }
 }
 
+/// Where `build.rs` put the compiled benchmark workloads (`guests/bench/*.c`).
+pub fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("MVVM_BENCH_DIR"))
+}
+
+/// A benchmark workload (`guests/bench/NAME.c`), run as `NAME SCALE`: the work grows linearly with
+/// SCALE, and the output (checksums) is fixed for a given SCALE.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    /// File stem.
+    pub name: &'static str,
+    /// The SCALE benchmarks run it at (a few hundred milliseconds natively, uninstrumented).
+    pub bench_scale: u32,
+}
+
+/// Every benchmark workload: our own kernels, then SQLite, Lua and zlib from crates.io sources.
+pub fn bench_workloads() -> Vec<Workload> {
+    let w = |name, bench_scale| Workload { name, bench_scale };
+    vec![
+        w("matmul", 80),
+        w("lu", 100),
+        w("nbody", 80),
+        w("sort", 60),
+        w("graph", 60),
+        w("cipher", 80),
+        w("strsearch", 60),
+        w("recursion", 100),
+        w("simd_kernel", 100),
+        w("sqlite_bench", 25),
+        w("lua_bench", 20),
+        w("zlib_main", 25),
+    ]
+}
+
+impl Workload {
+    /// The compiled module.
+    pub fn wasm(&self) -> Vec<u8> {
+        let p = bench_dir().join(format!("{}.wasm", self.name));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("workload {} not built ({e})", p.display()))
+    }
+
+    /// What it prints at SCALE 1.
+    pub fn expected(&self) -> Vec<u8> {
+        let p = guests_src()
+            .join("bench")
+            .join(format!("{}.expected", self.name));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A run configuration at `scale`, capturing stdout and stderr.
+    pub fn config(&self, scale: u32) -> (RunConfig, MemoryOutputPipe, MemoryOutputPipe) {
+        let out = MemoryOutputPipe::new(1 << 24);
+        let err = MemoryOutputPipe::new(1 << 24);
+        let cfg = RunConfig {
+            argv: vec![self.name.to_string(), scale.to_string()],
+            stdout: Output::Capture(out.clone()),
+            stderr: Output::Capture(err.clone()),
+            ..RunConfig::default()
+        };
+        (cfg, out, err)
+    }
+}
+
 /// The policies the tests exercise, with a label.
 pub fn policies() -> Vec<(&'static str, Policy)> {
     let counter = |k: u8| Policy {

@@ -1,9 +1,10 @@
 //! Checkpoint and restore latency against touched memory, and how fast SIGUSR1 stops a loop.
 //!
-//! Usage: `latency [MIB ...]` (default: 1 64 256).
+//! Usage: `latency [--csv FILE] [--no-sigusr1] [MIB ...]` (default: 1 64 256). The CSV has the
+//! columns of `artifact/criu.sh`'s: `tool,mib,checkpoint_ms,restore_ms,image_bytes,status`.
 //!
-//! * For each size, a generated program fills that much linear memory with pseudo-random data,
-//!   then enters `$stop`, where a `-f`-style trigger checkpoints it. Checkpoint latency is the time
+//! * For each size, `guests/bench/fill.c` fills that much memory with pseudo-random data, then
+//!   enters `stop`, where a `-f`-style trigger checkpoints it. Checkpoint latency is the time
 //!   from the trigger to the image synced on disk (unwind, copy, encode, atomic write); restore
 //!   latency is from reading the image to the program running again at `$stop` (read, decode,
 //!   instantiate, write memory, rewind), measured up to its exit right after. Median of 5.
@@ -20,55 +21,31 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 const TRIALS: usize = 5;
 
-/// A program that fills `mib` MiB of memory, stops at `$stop`, then checks a sample and exits.
-fn filler(mib: u32) -> Vec<u8> {
-    let pages = mib * 16;
-    let wat = format!(
-        r#"(module
-  (memory (export "memory") {pages})
-  (func $fill (local $p i32) (local $x i64)
-    (local.set $x (i64.const 88172645463325252))
-    (loop $l
-      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
-      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
-      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
-      (i64.store (local.get $p) (local.get $x))
-      (local.set $p (i32.add (local.get $p) (i32.const 8)))
-      (br_if $l (i32.lt_u (local.get $p) (i32.const {bytes})))))
-  (func $stop)
-  (func $check (result i64) (local $p i32) (local $s i64)
-    (loop $l
-      (local.set $s (i64.add (local.get $s) (i64.load (local.get $p))))
-      (local.set $p (i32.add (local.get $p) (i32.const 65536)))
-      (br_if $l (i32.lt_u (local.get $p) (i32.const {bytes}))))
-    (local.get $s))
-  (func (export "_start")
-    (call $fill)
-    (call $stop)
-    (if (i64.eqz (call $check)) (then unreachable))))"#,
-        bytes = u64::from(pages) * 65536 - 8,
-    );
-    wat::parse_str(wat).expect("generated WAT")
+/// `guests/bench/fill.c`: fills `MIB` MiB with pseudo-random data, calls `stop`, checks a sample
+/// and exits. `artifact/criu.sh` builds the same program natively for CRIU.
+fn filler() -> Vec<u8> {
+    let p = mvvm_tests::bench_dir().join("fill.wasm");
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn memory_latency(mib: u32, dir: &std::path::Path) {
+/// Checkpoint and restore of `fill MIB`; returns (checkpoint ms, restore ms, image bytes), medians.
+fn memory_latency(mib: u32, dir: &std::path::Path) -> (f64, f64, u64) {
     let policy = Policy {
         function_entry: true,
         ..Policy::default_counter()
     };
-    let p = Program::from_wasm(
-        &filler(mib),
-        &policy,
-        Isa::Native,
-        &EngineOptions::default(),
-    )
-    .expect("build");
+    let p = Program::from_wasm(&filler(), &policy, Isa::Native, &EngineOptions::default())
+        .expect("build");
     let stop = p.info.resolve_function("stop").expect("$stop");
-    let cfg = RunConfig::default();
+    let cfg = RunConfig {
+        argv: vec!["fill".into(), mib.to_string()],
+        stdout: Output::Capture(MemoryOutputPipe::new(1 << 16)),
+        ..RunConfig::default()
+    };
     let path = dir.join(format!("{mib}.ckpt"));
     let (mut ckpt, mut restore, mut size) = (Vec::new(), Vec::new(), 0);
     for _ in 0..TRIALS {
@@ -95,12 +72,7 @@ fn memory_latency(mib: u32, dir: &std::path::Path) {
         restore.push(ms(t.elapsed()));
         assert!(matches!(r.outcome, Outcome::Exited(0)));
     }
-    println!(
-        "| {mib} | {:.1} | {:.1} | {:.1} |",
-        median(&mut ckpt),
-        median(&mut restore),
-        size as f64 / (1 << 20) as f64
-    );
+    (median(&mut ckpt), median(&mut restore), size)
 }
 
 fn sigusr1_latency() {
@@ -149,24 +121,40 @@ fn sigusr1_latency() {
 }
 
 fn main() {
-    let sizes: Vec<u32> = {
-        let v: Vec<u32> = std::env::args()
-            .skip(1)
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        if v.is_empty() {
-            vec![1, 64, 256]
-        } else {
-            v
+    let mut sizes: Vec<u32> = Vec::new();
+    let mut csv: Option<std::path::PathBuf> = None;
+    let mut sigusr1 = true;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--csv" => csv = Some(args.next().expect("--csv FILE").into()),
+            "--no-sigusr1" => sigusr1 = false,
+            n => sizes.push(n.parse().unwrap_or_else(|_| {
+                panic!("bad argument {n:?}; usage: latency [--csv FILE] [--no-sigusr1] [MIB ...]")
+            })),
         }
-    };
+    }
+    if sizes.is_empty() {
+        sizes = vec![1, 64, 256];
+    }
     let dir = tempfile::tempdir_in(".").expect("tempdir");
     println!("checkpoint = trigger to image synced on disk; restore = image read to program running again (median of {TRIALS})\n");
     println!("| touched memory (MiB) | checkpoint (ms) | restore (ms) | image (MiB) |");
     println!("|---:|---:|---:|---:|");
+    let mut rows = String::from("tool,mib,checkpoint_ms,restore_ms,image_bytes,status\n");
     for mib in sizes {
-        memory_latency(mib, dir.path());
+        let (c, r, size) = memory_latency(mib, dir.path());
+        println!(
+            "| {mib} | {c:.1} | {r:.1} | {:.1} |",
+            size as f64 / (1 << 20) as f64
+        );
+        rows.push_str(&format!("mvvm,{mib},{c:.3},{r:.3},{size},ok\n"));
     }
-    println!();
-    sigusr1_latency();
+    if let Some(path) = csv {
+        mvvm_aot::fsutil::atomic_write(&path, rows.as_bytes()).expect("write the CSV file");
+    }
+    if sigusr1 {
+        println!();
+        sigusr1_latency();
+    }
 }
