@@ -16,10 +16,7 @@ fn snapshot() -> Image {
     };
     let p = Program::from_wasm(&wasm, &policy, Isa::Native, &EngineOptions::default())
         .expect("build fill");
-    let stop = p
-        .info
-        .resolve_function("stop")
-        .expect("fill has a `stop` function");
+    let stop = mvvm_bench::command_export(&wasm, "stop").expect("fill exports stop");
     let cfg = RunConfig {
         argv: vec!["fill".into(), MIB.to_string()],
         ..RunConfig::default()

@@ -120,3 +120,37 @@ fn polls_only_has_the_same_poll_sites_as_the_checkpoint_transform() {
         );
     }
 }
+
+/// The latency benchmark's program stops at `stop` (found by its export) and, resumed from the
+/// checkpoint, prints what an uninterrupted run prints: its memory came back intact.
+#[test]
+fn fill_checkpointed_at_stop_resumes_with_its_memory() {
+    let wasm = std::fs::read(mvvm_tests::bench_dir().join("fill.wasm")).expect("fill.wasm");
+    let policy = Policy {
+        function_entry: true,
+        ..Policy::default_counter()
+    };
+    let p = Program::from_wasm(&wasm, &policy, Isa::Native, &EngineOptions::default())
+        .expect("build fill");
+    let stop = mvvm_bench::command_export(&wasm, "stop").expect("fill exports stop");
+    let fill = Workload {
+        name: "fill",
+        bench_scale: 1,
+    };
+    let (cfg, out, _) = fill.config(1);
+    let run = p
+        .run(&cfg, Trigger::FuncEntry { func: stop, nth: 1 })
+        .expect("run");
+    let Outcome::Checkpointed(snap) = run.outcome else {
+        panic!("fill was not checkpointed at stop: {:?}", run.outcome)
+    };
+    assert!(
+        out.contents().starts_with(b"ready "),
+        "stopped after `ready`"
+    );
+    let resumed = p.resume(&cfg, &snap, Trigger::None).expect("resume");
+    assert!(matches!(resumed.outcome, Outcome::Exited(0)));
+    let expected =
+        std::fs::read(mvvm_tests::guests_src().join("bench/fill.expected")).expect("fill.expected");
+    assert_eq!(out.contents().to_vec(), expected);
+}

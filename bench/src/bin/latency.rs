@@ -6,7 +6,7 @@
 //! * For each size, `guests/bench/fill.c` fills that much memory with pseudo-random data, then
 //!   enters `stop`, where a `-f`-style trigger checkpoints it. Checkpoint latency is the time
 //!   from the trigger to the image synced on disk (unwind, copy, encode, atomic write); restore
-//!   latency is from reading the image to the program running again at `$stop` (read, decode,
+//!   latency is from reading the image to the program running again at `stop` (read, decode,
 //!   instantiate, write memory, rewind), measured up to its exit right after. Median of 5.
 //! * SIGUSR1: the `loops` guest (`long`, counter-loop sites at K=16) is signalled mid-run; the
 //!   latency is from `raise(SIGUSR1)` to the snapshot in hand. Median and maximum of 20.
@@ -40,7 +40,7 @@ fn memory_latency(mib: u32, dir: &std::path::Path) -> (f64, f64, u64) {
     };
     let p = Program::from_wasm(&filler(), &policy, Isa::Native, &EngineOptions::default())
         .expect("build");
-    let stop = p.info.resolve_function("stop").expect("$stop");
+    let stop = mvvm_bench::command_export(&filler(), "stop").unwrap_or_else(|e| panic!("{e}"));
     let cfg = RunConfig {
         argv: vec!["fill".into(), mib.to_string()],
         stdout: Output::Capture(MemoryOutputPipe::new(1 << 16)),

@@ -4,8 +4,9 @@
  *
  * What bench/src/bin/latency.rs checkpoints with mvvm (compiled to wasm) and artifact/criu.sh with
  * CRIU (compiled natively), so that both checkpoint the same thing: a xorshift64 sequence
- * (x = 88172645463325252; x ^= x << 13; x ^= x >> 7; x ^= x << 17), stored 8 bytes at a time over MIB MiB, then a call to `stop`, then the sum of
- * one u64 per 64 KiB (wrapping), which must be nonzero.
+ * (x = 88172645463325252; x ^= x << 13; x ^= x >> 7; x ^= x << 17), stored 8 bytes at a time over
+ * MIB MiB, then a call to `stop`, then the sum of one u64 per 64 KiB (wrapping), which must be
+ * nonzero.
  *
  * It prints "ready <sum>" before it stops and "resumed <sum>" after, so a caller can tell that
  * the memory came back intact (the two sums must be equal). Exit status: 0 on success, 1 if the
@@ -16,8 +17,11 @@
  * temporary name and renamed, so the file appears complete) and waits for SIGUSR1; a
  * checkpointer (criu dump) takes the process there, and after a restore the caller sends SIGUSR1.
  *
- * wasm32-wasi build (clang --target=wasm32-wasi): `stop` does nothing observable; mvvm's
- * `-f stop` trigger checkpoints at its entry. READYFILE is ignored.
+ * wasm32-wasi build (clang --target=wasm32-wasi): `stop` does nothing observable and is exported
+ * as "stop": this clang writes no name section, so the export is how a checkpointer finds its
+ * function index (through the wrapper wasm-ld puts around a command export, see
+ * mvvm_bench::command_export). mvvm's `-f INDEX` trigger checkpoints at its entry. READYFILE is
+ * ignored.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -34,7 +38,7 @@
 static volatile uint32_t stops; /* a side effect the optimizer cannot drop */
 
 #ifdef __wasi__
-__attribute__((noinline)) void stop(const char *ready) {
+__attribute__((noinline, export_name("stop"))) void stop(const char *ready) {
     (void)ready;
     stops++;
     __asm__ volatile("" ::: "memory");
