@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+
 #define BUF (512 * 1024)
 
 static uint8_t plain[BUF], work[BUF];
@@ -177,24 +179,7 @@ static void hex(const uint8_t *p, size_t n, char *out) {
 /* ---- driver ---- */
 
 static uint64_t rng_state = 0x1234567887654321ull;
-static uint64_t xorshift64(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: cipher [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint64_t xorshift64(void) { return xorshift64_next(&rng_state); }
 
 static int known_answers(void) {
     int ok = 1;
@@ -221,7 +206,7 @@ static int known_answers(void) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "cipher");
     int ok = known_answers();
     printf("cipher scale=%ld buffer=%d rounds=%ld\n", scale, BUF, scale);
     printf("known answers: %s\n", ok ? "ok" : "FAIL");

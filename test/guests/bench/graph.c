@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench.h"
+
 #define V 32768
 #define MAX_EXTRA 15
 #define BFS_PER_ROUND 4
@@ -26,24 +28,7 @@ static uint32_t queue[V];
 static double rank_[V], next_[V], contrib[V];
 
 static uint64_t rng_state = 0xda942042e4dd58b5ull;
-static uint64_t xorshift64(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: graph [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint64_t xorshift64(void) { return xorshift64_next(&rng_state); }
 
 static void build_graph(void) {
     /* pass 1: degrees (the ring edge + extras), drawn once and replayed */
@@ -111,7 +96,7 @@ __attribute__((noinline)) static void pagerank_step(void) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "graph");
     build_graph();
     for (uint32_t v = 0; v < V; v++) rank_[v] = 1.0 / (double)V;
 

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench.h"
+
 #define N 160
 #define G 130 /* grid including the boundary */
 #define SWEEPS 40
@@ -24,24 +26,7 @@ static int xtrue[N];
 static double grid[2][G][G];
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint64_t xorshift64(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: lu [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint64_t xorshift64(void) { return xorshift64_next(&rng_state); }
 
 static double dabs(double v) { return v < 0 ? -v : v; }
 
@@ -104,7 +89,7 @@ __attribute__((noinline)) static int jacobi(int cur) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "lu");
 
     /* boundary: integer temperatures, the same in both buffers */
     for (int k = 0; k < G; k++) {

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench.h"
+
 #include "lauxlib.h"
 #include "lua.h"
 #include "lualib.h"
@@ -126,19 +128,8 @@ static const char *script =
     "collectgarbage()\n"
     "print('lua_bench: done')\n";
 
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: lua_bench [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
-
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "lua_bench");
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "cannot create Lua state\n");

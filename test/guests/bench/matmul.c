@@ -11,30 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+
 #define N 128
 #define TILE 32
 
 static double A[N][N], B[N][N], C1[N][N], C2[N][N];
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t xorshift64(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: matmul [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint64_t xorshift64(void) { return xorshift64_next(&rng_state); }
 
 static void fill(double m[N][N]) {
     for (int i = 0; i < N; i++)
@@ -63,7 +48,7 @@ __attribute__((noinline)) static void matmul_blocked(void) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "matmul");
     uint64_t sum = 0, weighted = 0;
     int64_t trace = 0, maxabs = 0;
     long mismatches = 0;

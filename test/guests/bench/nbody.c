@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench.h"
+
 #define NB 128
 #define STEPS_PER_SCALE 150
 #define DT 0.001
@@ -25,26 +27,9 @@ static Body bodies[NB];
 static double ax[NB], ay[NB], az[NB];
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
-static uint64_t xorshift64(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
+static uint64_t xorshift64(void) { return xorshift64_next(&rng_state); }
 /* uniform in [-1, 1) with 2^-20 resolution */
 static double urand(void) { return (double)((int64_t)(xorshift64() >> 43) - (1 << 20)) / (double)(1 << 20); }
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: nbody [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
 
 __attribute__((noinline)) static void accelerations(void) {
     for (int i = 0; i < NB; i++) ax[i] = ay[i] = az[i] = 0.0;
@@ -92,7 +77,7 @@ static double momentum(void) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "nbody");
     for (int i = 0; i < NB; i++) {
         Body *b = &bodies[i];
         b->x = urand() * 10.0;

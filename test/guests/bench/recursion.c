@@ -14,25 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: recursion [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+#include "bench.h"
 
 static uint32_t rng_state = 0x9908b0dfu;
-static uint32_t xorshift32(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
-}
+static uint32_t xorshift32(void) { return xorshift32_next(&rng_state); }
 
 /* ---- fib, ackermann ---- */
 
@@ -166,7 +151,7 @@ static void gen(int depth) { /* writes a random expression into ebuf */
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "recursion");
     uint64_t fib_sum = 0, ack_sum = 0, tree_hash = 0, queen_sum = 0, expr_hash = 0;
     uint64_t nodes = 0, expr_chars = 0;
     int bad = 0;

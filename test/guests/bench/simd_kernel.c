@@ -19,6 +19,8 @@
 #include <string.h>
 #ifdef __wasm_simd128__
 #include <wasm_simd128.h>
+
+#include "bench.h"
 #endif
 
 #define W 1024
@@ -30,24 +32,7 @@
 static uint8_t orig[H][W], img[2][H][W], check[2][H][W];
 
 static uint32_t rng_state = 0x1b873593u;
-static uint32_t xorshift32(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: simd_kernel [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint32_t xorshift32(void) { return xorshift32_next(&rng_state); }
 
 /* ---- scalar reference kernels ---- */
 
@@ -173,7 +158,7 @@ __attribute__((noinline)) static uint64_t match_blocks(SadFn sad, uint8_t (*cur)
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "simd_kernel");
     /* smooth gradients with noise, plus some bright rectangles */
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {

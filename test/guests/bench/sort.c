@@ -14,29 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+
 #define N 40000
 
 static int32_t orig[N], qa[N], ma[N], ha[N], scratch[N];
 
 static uint32_t rng_state = 0x6d2b79f5u;
-static uint32_t xorshift32(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: sort [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint32_t xorshift32(void) { return xorshift32_next(&rng_state); }
 
 static void insertion(int32_t *a, int lo, int hi) {
     for (int i = lo + 1; i <= hi; i++) {
@@ -125,7 +110,7 @@ static uint64_t hash(const int32_t *a, int n) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "sort");
     uint64_t combined = 0;
     int64_t medians = 0;
     long bad = 0;

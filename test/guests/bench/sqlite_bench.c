@@ -16,47 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sqlite3.h"
+#include "bench.h"
 
-static sqlite3 *db;
-
-static void die(const char *what) {
-    printf("sqlite error in %s: %s\n", what, sqlite3_errmsg(db));
-    exit(1);
-}
-
-static void exec(const char *sql) {
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        printf("sqlite error: %s\n  in: %s\n", err ? err : "?", sql);
-        exit(1);
-    }
-}
-
-static sqlite3_stmt *prepare(const char *sql) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die(sql);
-    return st;
-}
-
-/* runs a query and prints a header line and each row, columns joined by '|' */
-static void query(const char *title, const char *sql) {
-    sqlite3_stmt *st = prepare(sql);
-    printf("-- %s\n", title);
-    int rows = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int nc = sqlite3_column_count(st);
-        for (int i = 0; i < nc; i++) {
-            const unsigned char *t = sqlite3_column_text(st, i);
-            printf("%s%s", i ? "|" : "", t ? (const char *)t : "NULL");
-        }
-        printf("\n");
-        rows++;
-    }
-    if (rc != SQLITE_DONE) die(title);
-    sqlite3_finalize(st);
-    printf("(%d rows)\n", rows);
-}
+#include "../c/sqlite_driver.h"
 
 static uint32_t seed = 20251122u;
 static uint32_t lcg(void) {
@@ -64,19 +26,8 @@ static uint32_t lcg(void) {
     return seed >> 8;
 }
 
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: sqlite_bench [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
-
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "sqlite_bench");
     int accounts = (int)(100 * scale), events = (int)(2000 * scale), lookups = (int)(300 * scale);
     fprintf(stderr, "sqlite %s\n", sqlite3_libversion());
     if (sqlite3_open(":memory:", &db) != SQLITE_OK) die("open");

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+
 #define TEXT (128 * 1024)
 #define PATS_PER_ROUND 6
 #define MAXPAT 40
@@ -21,24 +23,7 @@
 static unsigned char text[TEXT];
 
 static uint32_t rng_state = 0x3c6ef372u;
-static uint32_t xorshift32(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: strsearch [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint32_t xorshift32(void) { return xorshift32_next(&rng_state); }
 
 typedef struct {
     long count;
@@ -97,7 +82,7 @@ __attribute__((noinline)) static Result search_bmh(const unsigned char *t, long 
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "strsearch");
     static const char alphabet[] = "etaoinsr";
     for (long i = 0; i < TEXT;) {
         int len = 1 + (int)(xorshift32() % 8);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+
 #include "zlib.h"
 
 #define DATA (128 * 1024)
@@ -34,24 +36,7 @@ static const struct {
 };
 
 static uint64_t rng_state = 0x5851f42d4c957f2dull;
-static uint64_t xorshift64(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static long parse_scale(int argc, char **argv) {
-    if (argc < 2) return 1;
-    char *end;
-    long s = strtol(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || s < 1 || s > 1000000) {
-        fprintf(stderr, "usage: zlib_main [SCALE >= 1]\n");
-        exit(2);
-    }
-    return s;
-}
+static uint64_t xorshift64(void) { return xorshift64_next(&rng_state); }
 
 static void fail(const char *what, int rc) {
     printf("zlib error in %s: %d\n", what, rc);
@@ -153,7 +138,7 @@ static void decompress_stream(int s, size_t len) {
 }
 
 int main(int argc, char **argv) {
-    long scale = parse_scale(argc, argv);
+    long scale = bench_scale(argc, argv, "zlib_main");
     fprintf(stderr, "zlib %s\n", zlibVersion());
     uLong crc = crc32(0L, Z_NULL, 0), adler = adler32(0L, Z_NULL, 0);
     uLong comp_crc[NSET];
