@@ -149,6 +149,7 @@ pub(super) fn rewrite(
         unwind_label: 0,
         unwind_checks: Vec::new(),
         outer_branches: Vec::new(),
+        landings: Vec::new(),
     };
     em.rsite = em.new_local(ValType::I32);
     em.unwind_label = em.open(EBlockType::Empty, Label::Synth);
@@ -217,6 +218,23 @@ pub(super) fn rewrite(
         }
     }
 
+    // Shadows. The prologue reloads a frame into shadow locals, which the normal path never
+    // writes; the site's trampoline, where the rewind lands, copies them into the real locals.
+    // Reloading the real locals in the prologue would make each of them live from the function's
+    // start, and through every loop header whose dispatch leads to the site, on the normal path
+    // too: a loop-carried value copied on every back edge (SQLite's interpreter loop paid ~70
+    // copies per opcode). The copies are mere renames for Cranelift, so landings cost no frame
+    // space, and a shadow never changes inside a loop.
+    let mut shadow: HashMap<u32, u32> = HashMap::new();
+    for set in &groups {
+        for l in set {
+            if !shadow.contains_key(l) {
+                let t = em.locals[*l as usize];
+                let s = em.new_local(t);
+                shadow.insert(*l, s);
+            }
+        }
+    }
     let save = |l: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
         let slot = slot_type(em.locals[l as usize])?;
         code.push(Instruction::LocalGet(l));
@@ -228,17 +246,19 @@ pub(super) fn rewrite(
         code.push(Instruction::Call(ctx.host(HostFunc::save(slot))));
         Ok(())
     };
-    let reload = |l: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
-        let slot = slot_type(em.locals[l as usize])?;
-        code.push(Instruction::Call(ctx.host(HostFunc::restore(slot))));
-        match slot {
-            SlotType::F32 => code.push(Instruction::F32ReinterpretI32),
-            SlotType::F64 => code.push(Instruction::F64ReinterpretI64),
-            _ => {}
-        }
-        code.push(Instruction::LocalSet(l));
-        Ok(())
-    };
+    // Reloads the slot of local `l` into local `into` (its shadow).
+    let reload =
+        |l: u32, into: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
+            let slot = slot_type(em.locals[l as usize])?;
+            code.push(Instruction::Call(ctx.host(HostFunc::restore(slot))));
+            match slot {
+                SlotType::F32 => code.push(Instruction::F32ReinterpretI32),
+                SlotType::F64 => code.push(Instruction::F64ReinterpretI64),
+                _ => {}
+            }
+            code.push(Instruction::LocalSet(into));
+            Ok(())
+        };
 
     // Handlers: the body sits in `n_groups` nested blocks; leaving block g (innermost 0) runs
     // group g's handler, which records the frame and returns placeholder results.
@@ -262,8 +282,22 @@ pub(super) fn rewrite(
     }
     handler.push(Instruction::End);
 
+    let mut landings = std::mem::take(&mut em.landings);
+    landings.sort_by_key(|l| std::cmp::Reverse(l.0));
+    for (at, site) in landings {
+        let g = site_group.get(&site).ok_or(TransformError::Internal(
+            "trampoline of a site without a frame",
+        ))?;
+        let copy: Vec<Instruction<'_>> = groups[*g]
+            .iter()
+            .flat_map(|l| [Instruction::LocalGet(shadow[l]), Instruction::LocalSet(*l)])
+            .collect();
+        body_code.splice(at..at, copy);
+    }
+
     // Prologue: while rewinding, `restore_frame` answers `site+1` of this function's frame (then
-    // the site's group reloads its locals) or `-(site+1)` of a tail call to re-issue.
+    // the site's group reloads its locals, into their shadows) or `-(site+1)` of a tail call to
+    // re-issue.
     let mut prologue = vec![
         Instruction::GlobalGet(ctx.state_global),
         Instruction::I32Const(State::Rewinding as i32),
@@ -300,7 +334,7 @@ pub(super) fn rewrite(
     for (g, set) in groups.iter().enumerate() {
         prologue.push(Instruction::End);
         for l in set {
-            reload(*l, &mut prologue)?;
+            reload(*l, shadow[l], &mut prologue)?;
         }
         // Still open: $done and the blocks of groups g+1 … n-1.
         prologue.push(Instruction::Br((n_groups - 1 - g) as u32));
@@ -619,6 +653,9 @@ struct Emitter<'c, 'b, 'a> {
     unwind_checks: Vec<UnwindCheck>,
     /// Original branches: (index in `out`, depth of the function level there).
     outer_branches: Vec<(usize, u32)>,
+    /// Where the trampoline of a call or poll site starts (index in `out`, site): the site's
+    /// frame set is copied in from the shadow locals there, once liveness is known.
+    landings: Vec<(usize, u32)>,
 }
 
 /// Where an unwind check is in the emitted body.
@@ -639,6 +676,8 @@ struct Tramp<'a> {
     hi: u32,
     code: Vec<Instruction<'a>>,
     target: usize,
+    /// A call or poll site: the rewind lands here (its frame set is copied in first).
+    frame: Option<u32>,
 }
 
 impl<'a> Emitter<'_, '_, 'a> {
@@ -851,6 +890,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                         hi: c.site + 1,
                         code,
                         target: e_pos[k],
+                        frame: (!c.tail).then_some(c.site),
                     });
                 }
                 Node::Poll(p) => tramps.push(Tramp {
@@ -858,6 +898,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                     hi: p.site + 1,
                     code: vec![Instruction::I32Const(0), Instruction::LocalSet(self.rsite)],
                     target: e_pos[k],
+                    frame: Some(p.site),
                 }),
                 Node::Construct(c) => {
                     let mut code = Vec::new();
@@ -873,6 +914,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                                 hi: c.else_lo,
                                 code: then,
                                 target: e_pos[k],
+                                frame: None,
                             });
                         }
                         if c.hi > c.else_lo {
@@ -882,6 +924,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                                 hi: c.hi,
                                 code,
                                 target: e_pos[k],
+                                frame: None,
                             });
                         }
                     } else {
@@ -890,6 +933,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                             hi: c.hi,
                             code,
                             target: e_pos[k],
+                            frame: None,
                         });
                     }
                 }
@@ -1083,6 +1127,9 @@ impl<'a> Emitter<'_, '_, 'a> {
         ]);
         for (j, t) in tramps.into_iter().enumerate() {
             self.close(t_pos[j]);
+            if let Some(site) = t.frame {
+                self.landings.push((self.out.len(), site));
+            }
             self.out.extend(t.code);
             self.out.push(Instruction::Br(self.depth(t.target)));
         }
