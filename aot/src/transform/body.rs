@@ -13,9 +13,11 @@
 //!   starting at the sequence start and ending right before `Pk`. A dispatch at the start of the
 //!   sequence (taken only while rewinding) pushes `Pk`'s operands and branches to the end of `Ek`.
 //!   That is how a rewind enters nested blocks, loops and ifs without flattening the function.
-//! * After a site call, `global.get $state; if` branches to one shared unwind handler that records the
-//!   site in `$rsite` and saves every local through host calls. The prologue reloads them while
-//!   rewinding, and `$rsite != 0` drives the dispatches.
+//! * After a site call, `global.get $state; if` records the site in `$rsite` and branches to the
+//!   unwind handler of the site's *frame set*: the locals live after the site ([`liveness`]), saved
+//!   through host calls. While rewinding, the prologue reloads the frame into shadow locals, the
+//!   site's trampoline copies them into the real locals, and `$rsite != 0` drives the dispatches.
+//!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
 use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, TransformError};
 use crate::abi::{HostFunc, SlotType, State};
@@ -150,6 +152,7 @@ pub(super) fn rewrite(
         unwind_checks: Vec::new(),
         outer_branches: Vec::new(),
         landings: Vec::new(),
+        dispatches: Vec::new(),
     };
     em.rsite = em.new_local(ValType::I32);
     em.unwind_label = em.open(EBlockType::Empty, Label::Synth);
@@ -163,7 +166,11 @@ pub(super) fn rewrite(
     // frame records the site) nor `$cnt` (a rewind zeroes it). Sites with equal sets share one
     // handler and one reload block.
     let wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
-    let live = liveness::live_after(&body_code, em.locals.len(), &wanted)?;
+    let real = liveness::analyze(&body_code, em.locals.len(), &wanted, &HashMap::new())?;
+    // The same without the rewind dispatches: what the normal path alone keeps alive.
+    let dispatches: HashMap<usize, ()> = em.dispatches.iter().map(|i| (*i, ())).collect();
+    let natural = liveness::analyze(&body_code, em.locals.len(), &HashMap::new(), &dispatches)?;
+    let live = real.after;
     let mut groups: Vec<Vec<u32>> = Vec::new();
     let mut group_of: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut site_group: HashMap<u32, usize> = HashMap::new();
@@ -225,10 +232,18 @@ pub(super) fn rewrite(
     // too: a loop-carried value copied on every back edge (SQLite's interpreter loop paid ~70
     // copies per opcode). The copies are mere renames for Cranelift, so landings cost no frame
     // space, and a shadow never changes inside a loop.
+    // Only locals that a dispatch keeps alive at some loop header where the normal path alone
+    // would not (liveness without the dispatches) get a shadow: a shadow is itself alive through
+    // the whole function, which costs where the real local is alive there anyway.
+    let spurious = |l: u32| {
+        real.loop_heads.iter().any(|(id, heads)| {
+            heads.contains(l) && !natural.loop_heads.get(id).is_some_and(|n| n.contains(l))
+        })
+    };
     let mut shadow: HashMap<u32, u32> = HashMap::new();
     for set in &groups {
         for l in set {
-            if !shadow.contains_key(l) {
+            if !shadow.contains_key(l) && spurious(*l) {
                 let t = em.locals[*l as usize];
                 let s = em.new_local(t);
                 shadow.insert(*l, s);
@@ -290,7 +305,8 @@ pub(super) fn rewrite(
         ))?;
         let copy: Vec<Instruction<'_>> = groups[*g]
             .iter()
-            .flat_map(|l| [Instruction::LocalGet(shadow[l]), Instruction::LocalSet(*l)])
+            .filter_map(|l| shadow.get(l).map(|s| (*l, *s)))
+            .flat_map(|(l, s)| [Instruction::LocalGet(s), Instruction::LocalSet(l)])
             .collect();
         body_code.splice(at..at, copy);
     }
@@ -334,7 +350,7 @@ pub(super) fn rewrite(
     for (g, set) in groups.iter().enumerate() {
         prologue.push(Instruction::End);
         for l in set {
-            reload(*l, shadow[l], &mut prologue)?;
+            reload(*l, shadow.get(l).copied().unwrap_or(*l), &mut prologue)?;
         }
         // Still open: $done and the blocks of groups g+1 … n-1.
         prologue.push(Instruction::Br((n_groups - 1 - g) as u32));
@@ -656,6 +672,8 @@ struct Emitter<'c, 'b, 'a> {
     /// Where the trampoline of a call or poll site starts (index in `out`, site): the site's
     /// frame set is copied in from the shadow locals there, once liveness is known.
     landings: Vec<(usize, u32)>,
+    /// Index in `out` of every dispatch's `if`.
+    dispatches: Vec<usize>,
 }
 
 /// Where an unwind check is in the emitted body.
@@ -1102,6 +1120,7 @@ impl<'a> Emitter<'_, '_, 'a> {
         let hi = tramps.iter().map(|t| t.hi).max().unwrap_or(0);
         let n = tramps.len();
         self.out.push(Instruction::LocalGet(self.rsite));
+        self.dispatches.push(self.out.len());
         self.out.push(Instruction::If(EBlockType::Empty));
         self.labels.push(Label::Synth);
         let if_pos = self.labels.len() - 1;

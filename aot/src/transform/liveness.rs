@@ -1,7 +1,7 @@
 //! Which locals are live where: a backward dataflow analysis over structured wasm code.
 //!
 //! The unwind handler of a function saves, for each site, only the locals that the code after the
-//! site can still read ([`live_after`]). Saving every local instead would make every local live
+//! site can still read ([`analyze`]). Saving every local instead would make every local live
 //! across every call that may unwind, which costs registers and spills on the normal path.
 
 use super::TransformError;
@@ -30,6 +30,12 @@ impl Locals {
         for (a, b) in self.0.iter_mut().zip(&o.0) {
             *a |= b;
         }
+    }
+    /// Whether `i` is a member.
+    pub(super) fn contains(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
     /// The members, ascending.
     pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
@@ -123,6 +129,8 @@ struct Analysis<'c, 'a> {
     /// `if` instructions whose live-after set is wanted, and the answers.
     wanted: &'c HashMap<usize, ()>,
     found: HashMap<usize, Locals>,
+    /// `if` instructions whose construct is taken to do nothing (rewind dispatches).
+    skip: &'c HashMap<usize, ()>,
 }
 
 impl Analysis<'_, '_> {
@@ -167,6 +175,7 @@ impl Analysis<'_, '_> {
                     self.loop_heads.insert(*id, head.clone());
                     head
                 }
+                Node::If(i, _, _) if self.skip.contains_key(i) => live,
                 Node::If(i, then, els) => {
                     if self.wanted.contains_key(i) {
                         self.found.insert(*i, live.clone());
@@ -228,14 +237,23 @@ impl Analysis<'_, '_> {
     }
 }
 
-/// For each `if` instruction index in `wanted`, the locals live right after that `if … end`
-/// construct in `code` (a function body without its final `end`; `n_locals` locals in all).
-/// Whatever follows `code` is taken to read no local.
-pub(super) fn live_after(
+/// What [`analyze`] finds.
+pub(super) struct Liveness {
+    /// For each wanted `if` instruction index: the locals live right after its `if … end`.
+    pub(super) after: HashMap<usize, Locals>,
+    /// The locals live at each loop header, loops numbered in the order their `end`s appear.
+    pub(super) loop_heads: HashMap<usize, Locals>,
+}
+
+/// Liveness of locals in `code` (a function body without its final `end`; `n_locals` locals in
+/// all), reporting the sets after the `if` constructs in `wanted` and at every loop header. The
+/// `if` constructs in `skip` are taken to do nothing. Whatever follows `code` reads no local.
+pub(super) fn analyze(
     code: &[Instruction<'_>],
     n_locals: usize,
     wanted: &HashMap<usize, ()>,
-) -> Result<HashMap<usize, Locals>, TransformError> {
+    skip: &HashMap<usize, ()>,
+) -> Result<Liveness, TransformError> {
     let nodes = tree(code)?;
     let mut a = Analysis {
         code,
@@ -244,9 +262,13 @@ pub(super) fn live_after(
         labels: vec![Locals::empty(n_locals)],
         wanted,
         found: HashMap::new(),
+        skip,
     };
     a.seq(&nodes, Locals::empty(n_locals))?;
-    Ok(a.found)
+    Ok(Liveness {
+        after: a.found,
+        loop_heads: a.loop_heads,
+    })
 }
 
 #[cfg(test)]
@@ -256,7 +278,9 @@ mod tests {
 
     fn live(code: &[Instruction<'_>], at: usize) -> Vec<u32> {
         let wanted = HashMap::from([(at, ())]);
-        live_after(code, 8, &wanted).expect("analysis")[&at]
+        analyze(code, 8, &wanted, &HashMap::new())
+            .expect("analysis")
+            .after[&at]
             .iter()
             .collect()
     }
@@ -308,5 +332,32 @@ mod tests {
             I::Drop,
         ];
         assert_eq!(live(&code, 0), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_skipped_if_reads_nothing_and_loop_headers_are_reported() {
+        use Instruction as I;
+        let code = [
+            I::Loop(BlockType::Empty),
+            I::LocalGet(0), // the rewind dispatch: skipped
+            I::If(BlockType::Empty),
+            I::LocalGet(3),
+            I::Drop,
+            I::End,
+            I::LocalGet(1),
+            I::BrIf(0),
+            I::End,
+        ];
+        let none = HashMap::new();
+        let real = analyze(&code, 8, &none, &none).expect("analysis");
+        let natural = analyze(&code, 8, &none, &HashMap::from([(2, ())])).expect("analysis");
+        assert_eq!(
+            real.loop_heads[&0].iter().collect::<Vec<_>>(),
+            vec![0, 1, 3]
+        );
+        assert_eq!(
+            natural.loop_heads[&0].iter().collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 }
