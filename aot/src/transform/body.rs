@@ -15,8 +15,9 @@
 //!   That is how a rewind enters nested blocks, loops and ifs without flattening the function.
 //! * After a site call, `global.get $state; if` records the site in `$rsite` and branches to the
 //!   unwind handler of the site's *frame set*: the locals live after the site ([`liveness`]), saved
-//!   through host calls. While rewinding, the prologue reloads the frame into shadow locals, the
-//!   site's trampoline copies them into the real locals, and `$rsite != 0` drives the dispatches.
+//!   through host calls. While rewinding, the prologue reloads the frame (locals that a dispatch
+//!   would carry around a loop go through shadow locals, copied in by the site's trampoline), and
+//!   `$rsite != 0` drives the dispatches.
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
 use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, TransformError};
@@ -225,13 +226,12 @@ pub(super) fn rewrite(
         }
     }
 
-    // Shadows. The prologue reloads a frame into shadow locals, which the normal path never
-    // writes; the site's trampoline, where the rewind lands, copies them into the real locals.
-    // Reloading the real locals in the prologue would make each of them live from the function's
-    // start, and through every loop header whose dispatch leads to the site, on the normal path
-    // too: a loop-carried value copied on every back edge (SQLite's interpreter loop paid ~70
-    // copies per opcode). The copies are mere renames for Cranelift, so landings cost no frame
-    // space, and a shadow never changes inside a loop.
+    // Shadows. The prologue can reload a local into a shadow local, which the normal path never
+    // writes; the site's trampoline, where the rewind lands, copies it into the real local.
+    // Reloaded in the prologue, a local is live from the function's start, and through every loop
+    // header whose dispatch leads to the site, on the normal path too: a loop-carried value
+    // copied on every back edge (SQLite's interpreter loop paid ~70 copies per opcode). The copy
+    // is a mere rename for Cranelift, and a shadow never changes inside a loop.
     // Only locals that a dispatch keeps alive at some loop header where the normal path alone
     // would not (liveness without the dispatches) get a shadow: a shadow is itself alive through
     // the whole function, which costs where the real local is alive there anyway.
