@@ -2,21 +2,13 @@
 //! pseudo-random memory from `guests/bench/fill.c`, stopped at `stop`), plain and with zstd.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mvvm_aot::{EngineOptions, Policy};
 use mvvm_checkpoint::Image;
-use mvvm_runtime::{Isa, Outcome, Program, RunConfig, Trigger};
+use mvvm_runtime::{Outcome, RunConfig, Trigger};
 
 const MIB: u32 = 16;
 
 fn snapshot() -> Image {
-    let wasm = std::fs::read(mvvm_tests::bench_dir().join("fill.wasm")).expect("fill.wasm");
-    let policy = Policy {
-        function_entry: true,
-        ..Policy::default_counter()
-    };
-    let p = Program::from_wasm(&wasm, &policy, Isa::Native, &EngineOptions::default())
-        .expect("build fill");
-    let stop = mvvm_bench::command_export(&wasm, "stop").expect("fill exports stop");
+    let (p, stop) = mvvm_bench::fill_program();
     let cfg = RunConfig {
         argv: vec!["fill".into(), MIB.to_string()],
         ..RunConfig::default()

@@ -133,3 +133,25 @@ pub fn command_export(wasm: &[u8], name: &str) -> Result<u32, String> {
         index
     })
 }
+
+/// `guests/bench/fill.c` (fills `fill MIB` MiB with pseudo-random data, calls `stop`, checks a
+/// sample and exits; `artifact/criu.sh` builds the same file natively for CRIU), compiled with
+/// function-entry and counter-loop sites, and the index of its `stop` for a
+/// [`Trigger::FuncEntry`](mvvm_runtime::Trigger::FuncEntry).
+pub fn fill_program() -> (mvvm_runtime::Program, u32) {
+    let path = mvvm_tests::bench_dir().join("fill.wasm");
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let policy = Policy {
+        function_entry: true,
+        ..Policy::default_counter()
+    };
+    let p = mvvm_runtime::Program::from_wasm(
+        &wasm,
+        &policy,
+        mvvm_runtime::Isa::Native,
+        &mvvm_aot::EngineOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("building fill: {e}"));
+    let stop = command_export(&wasm, "stop").unwrap_or_else(|e| panic!("{e}"));
+    (p, stop)
+}

@@ -125,14 +125,7 @@ fn polls_only_has_the_same_poll_sites_as_the_checkpoint_transform() {
 /// checkpoint, prints what an uninterrupted run prints: its memory came back intact.
 #[test]
 fn fill_checkpointed_at_stop_resumes_with_its_memory() {
-    let wasm = std::fs::read(mvvm_tests::bench_dir().join("fill.wasm")).expect("fill.wasm");
-    let policy = Policy {
-        function_entry: true,
-        ..Policy::default_counter()
-    };
-    let p = Program::from_wasm(&wasm, &policy, Isa::Native, &EngineOptions::default())
-        .expect("build fill");
-    let stop = mvvm_bench::command_export(&wasm, "stop").expect("fill exports stop");
+    let (p, stop) = mvvm_bench::fill_program();
     let fill = Workload {
         name: "fill",
         bench_scale: 1,

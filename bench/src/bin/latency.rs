@@ -21,26 +21,13 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 const TRIALS: usize = 5;
 
-/// `guests/bench/fill.c`: fills `MIB` MiB with pseudo-random data, calls `stop`, checks a sample
-/// and exits. `artifact/criu.sh` builds the same program natively for CRIU.
-fn filler() -> Vec<u8> {
-    let p = mvvm_tests::bench_dir().join("fill.wasm");
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 /// Checkpoint and restore of `fill MIB`; returns (checkpoint ms, restore ms, image bytes), medians.
 fn memory_latency(mib: u32, dir: &std::path::Path) -> (f64, f64, u64) {
-    let policy = Policy {
-        function_entry: true,
-        ..Policy::default_counter()
-    };
-    let p = Program::from_wasm(&filler(), &policy, Isa::Native, &EngineOptions::default())
-        .expect("build");
-    let stop = mvvm_bench::command_export(&filler(), "stop").unwrap_or_else(|e| panic!("{e}"));
+    let (p, stop) = mvvm_bench::fill_program();
     let cfg = RunConfig {
         argv: vec!["fill".into(), mib.to_string()],
         stdout: Output::Capture(MemoryOutputPipe::new(1 << 16)),
