@@ -19,9 +19,9 @@
 #include <string.h>
 #ifdef __wasm_simd128__
 #include <wasm_simd128.h>
+#endif
 
 #include "bench.h"
-#endif
 
 #define W 1024
 #define H 512
