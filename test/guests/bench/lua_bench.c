@@ -19,13 +19,8 @@
 #include "lauxlib.h"
 #include "lua.h"
 #include "lualib.h"
+#include "lua_driver.h"
 
-void mvvm_lua_throw(struct lua_State *L, int status) {
-    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(no message)";
-    fflush(stdout);
-    fprintf(stderr, "lua: unrecoverable error (status %d): %s\n", status, msg);
-    abort();
-}
 
 static const char *script =
     "local N = SCALE\n"
