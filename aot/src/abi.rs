@@ -80,6 +80,15 @@ pub enum SlotType {
     ExternRef,
 }
 
+/// Export name of the i32 global that names the site a frame is rewinding to (`site + 1`, or 0).
+pub const EXPORT_RSITE: &str = "mvvm:rsite";
+
+/// Export name of frame slot global `n`: frames travel between the guest and the host through
+/// these globals ([`HostFunc::SaveFrame`], [`HostFunc::RestoreFrame`]).
+pub fn export_slot(n: u32) -> String {
+    format!("mvvm:slot:{n}")
+}
+
 /// The host functions an instrumented module imports, in import order.
 ///
 /// The transform appends them after the module's own function imports, so the index of
@@ -89,40 +98,13 @@ pub enum SlotType {
 pub enum HostFunc {
     /// `poll(site: i32)`: a site found the countdown expired.
     Poll = 0,
-    /// `save_frame(func: i32, site_plus_one: i32)`: begins a frame during unwinding.
+    /// `save_frame(func: i32, site_plus_one: i32)`: while unwinding, records a frame of `func`
+    /// stopped at the site, whose slots the guest has just written into the slot globals.
     SaveFrame,
-    /// `save_i32(i32)`
-    SaveI32,
-    /// `save_i64(i64)`
-    SaveI64,
-    /// `save_f32(bits: i32)`
-    SaveF32,
-    /// `save_f64(bits: i64)`
-    SaveF64,
-    /// `save_v128(v128)`
-    SaveV128,
-    /// `save_funcref(funcref)`
-    SaveFuncRef,
-    /// `save_externref(externref)`
-    SaveExternRef,
-    /// `restore_frame(func: i32) -> i32`: begins reloading the outermost remaining frame. Returns 0
-    /// when that frame is `func`'s own; otherwise `func`'s frame was replaced by a tail call, and the
-    /// result is `site + 1` of the tail-call site `func` must re-issue to reach the frame.
+    /// `restore_frame(func: i32) -> i32`: while rewinding, `site + 1` of the site `func` must go
+    /// to. Either the outermost remaining frame is `func`'s own (its slots are now in the slot
+    /// globals, for the site's landing to read), or `func` must re-issue a tail call to reach it.
     RestoreFrame,
-    /// `restore_i32() -> i32`
-    RestoreI32,
-    /// `restore_i64() -> i64`
-    RestoreI64,
-    /// `restore_f32() -> i32` (bits)
-    RestoreF32,
-    /// `restore_f64() -> i64` (bits)
-    RestoreF64,
-    /// `restore_v128() -> v128`
-    RestoreV128,
-    /// `restore_funcref() -> funcref`
-    RestoreFuncRef,
-    /// `restore_externref() -> externref`
-    RestoreExternRef,
     /// `rewind_index(site: i32, saved: i32) -> i32`: while rewinding through an indirect call site
     /// (`saved` is the index the call used, or -1 for a tail call, whose frame was not saved), the
     /// table index that leads to the frame being restored. The table may have changed since the
@@ -132,24 +114,10 @@ pub enum HostFunc {
 
 impl HostFunc {
     /// Every host function, in import order.
-    pub const ALL: [HostFunc; 18] = [
+    pub const ALL: [HostFunc; 4] = [
         HostFunc::Poll,
         HostFunc::SaveFrame,
-        HostFunc::SaveI32,
-        HostFunc::SaveI64,
-        HostFunc::SaveF32,
-        HostFunc::SaveF64,
-        HostFunc::SaveV128,
-        HostFunc::SaveFuncRef,
-        HostFunc::SaveExternRef,
         HostFunc::RestoreFrame,
-        HostFunc::RestoreI32,
-        HostFunc::RestoreI64,
-        HostFunc::RestoreF32,
-        HostFunc::RestoreF64,
-        HostFunc::RestoreV128,
-        HostFunc::RestoreFuncRef,
-        HostFunc::RestoreExternRef,
         HostFunc::RewindIndex,
     ];
 
@@ -158,48 +126,8 @@ impl HostFunc {
         match self {
             HostFunc::Poll => "poll",
             HostFunc::SaveFrame => "save_frame",
-            HostFunc::SaveI32 => "save_i32",
-            HostFunc::SaveI64 => "save_i64",
-            HostFunc::SaveF32 => "save_f32",
-            HostFunc::SaveF64 => "save_f64",
-            HostFunc::SaveV128 => "save_v128",
-            HostFunc::SaveFuncRef => "save_funcref",
-            HostFunc::SaveExternRef => "save_externref",
             HostFunc::RestoreFrame => "restore_frame",
-            HostFunc::RestoreI32 => "restore_i32",
-            HostFunc::RestoreI64 => "restore_i64",
-            HostFunc::RestoreF32 => "restore_f32",
-            HostFunc::RestoreF64 => "restore_f64",
-            HostFunc::RestoreV128 => "restore_v128",
-            HostFunc::RestoreFuncRef => "restore_funcref",
-            HostFunc::RestoreExternRef => "restore_externref",
             HostFunc::RewindIndex => "rewind_index",
-        }
-    }
-
-    /// The save function for a slot type.
-    pub fn save(ty: SlotType) -> HostFunc {
-        match ty {
-            SlotType::I32 => HostFunc::SaveI32,
-            SlotType::I64 => HostFunc::SaveI64,
-            SlotType::F32 => HostFunc::SaveF32,
-            SlotType::F64 => HostFunc::SaveF64,
-            SlotType::V128 => HostFunc::SaveV128,
-            SlotType::FuncRef => HostFunc::SaveFuncRef,
-            SlotType::ExternRef => HostFunc::SaveExternRef,
-        }
-    }
-
-    /// The restore function for a slot type.
-    pub fn restore(ty: SlotType) -> HostFunc {
-        match ty {
-            SlotType::I32 => HostFunc::RestoreI32,
-            SlotType::I64 => HostFunc::RestoreI64,
-            SlotType::F32 => HostFunc::RestoreF32,
-            SlotType::F64 => HostFunc::RestoreF64,
-            SlotType::V128 => HostFunc::RestoreV128,
-            SlotType::FuncRef => HostFunc::RestoreFuncRef,
-            SlotType::ExternRef => HostFunc::RestoreExternRef,
         }
     }
 }

@@ -1,14 +1,15 @@
 //! The `mvvm.*` host functions an instrumented module imports, and the store data behind them.
 //!
-//! While the guest unwinds, `save_*` calls build [`Frame`]s innermost first; while it rewinds,
-//! `restore_*` calls hand them back outermost first. `poll` is where triggers fire.
+//! While the guest unwinds, `save_frame` builds [`Frame`]s innermost first, reading each frame's
+//! slots from the frame slot globals; while it rewinds, `restore_frame` hands them back outermost
+//! first, writing the slots into those globals. `poll` is where triggers fire.
 
-use mvvm_aot::abi::{self, HostFunc, State};
+use mvvm_aot::abi::{self, HostFunc, SlotType, State};
 use mvvm_aot::transform::{ModuleInfo, SiteKind};
 use mvvm_checkpoint::{Frame, FuncMap, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wasmtime::{Caller, Extern, ExternRef, Func, Linker, Rooted, Val, V128};
+use wasmtime::{Caller, Extern, Linker, Val, V128};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// When a run stops to take a checkpoint.
@@ -47,7 +48,6 @@ pub struct CkptState {
     pub unwound: Vec<Frame>,
     /// Frames still to be restored; the outermost is last.
     rewinding: Vec<Frame>,
-    current: Option<(Frame, usize)>,
     funcs: Option<FuncMap>,
     /// Whether a rewind finished (the innermost site was reached).
     pub rewound: bool,
@@ -65,6 +65,8 @@ pub struct CkptState {
     pub countdown_global: Option<wasmtime::Global>,
     /// The instance's state global.
     pub state_global: Option<wasmtime::Global>,
+    /// The instance's frame slot globals, `mvvm:slot:N` at index N.
+    pub slot_globals: Vec<wasmtime::Global>,
 }
 
 impl CkptState {
@@ -79,7 +81,6 @@ impl CkptState {
             doorbell,
             unwound: Vec::new(),
             rewinding: Vec::new(),
-            current: None,
             funcs: None,
             rewound: false,
             tail_target: None,
@@ -89,6 +90,7 @@ impl CkptState {
             fired_at: None,
             countdown_global: None,
             state_global: None,
+            slot_globals: Vec::new(),
         }
     }
 
@@ -144,18 +146,21 @@ impl CkptState {
         out
     }
 
-    /// Ends the frame being reloaded; the module must have reloaded every slot of it.
-    fn retire_current(&mut self) -> wasmtime::Result<()> {
-        if let Some((f, used)) = self.current.take() {
-            if used != f.slots.len() {
-                wasmtime::bail!(
-                    "image frame of function {} has {} slots, the module reloaded {used}; the image does not match this module",
-                    f.func,
-                    f.slots.len()
-                );
-            }
-        }
-        Ok(())
+    /// The slot globals a frame stopped at `site` travels in, with their types.
+    fn frame_layout(&self, site: u32) -> wasmtime::Result<Vec<(SlotType, wasmtime::Global)>> {
+        let Some(s) = self.info.sites.get(site as usize) else {
+            wasmtime::bail!("site {site} does not exist in this module");
+        };
+        s.frame
+            .iter()
+            .map(|n| {
+                let n = *n as usize;
+                match (self.info.slots.get(n), self.slot_globals.get(n)) {
+                    (Some(t), Some(g)) => Ok((*t, *g)),
+                    _ => wasmtime::bail!("the module lacks slot global {n} of site {site}"),
+                }
+            })
+            .collect()
     }
 
     /// Whether calling `f` through a call of type `type_id` reaches `goal`'s frame (directly or
@@ -295,29 +300,61 @@ fn set_i32(caller: &mut Caller<'_, HostState>, name: &str, v: i32) -> wasmtime::
     global(caller, name)?.set(&mut *caller, Val::I32(v))
 }
 
-fn push(caller: &mut Caller<'_, HostState>, v: Value) -> wasmtime::Result<()> {
-    match caller.data_mut().ckpt.unwound.last_mut() {
-        Some(f) => {
-            f.slots.push(v);
-            Ok(())
+/// Reads a frame slot global (`save_frame`).
+fn read_slot(
+    c: &mut Caller<'_, HostState>,
+    t: SlotType,
+    g: wasmtime::Global,
+) -> wasmtime::Result<Value> {
+    Ok(match (t, g.get(&mut *c)) {
+        (SlotType::I32, Val::I32(v)) => Value::I32(v),
+        (SlotType::I64, Val::I64(v)) => Value::I64(v),
+        (SlotType::F32, Val::F32(v)) => Value::F32(v),
+        (SlotType::F64, Val::F64(v)) => Value::F64(v),
+        (SlotType::V128, Val::V128(v)) => Value::V128(v.as_u128()),
+        (SlotType::FuncRef, Val::FuncRef(None)) => Value::FuncRef(None),
+        (SlotType::FuncRef, Val::FuncRef(Some(f))) => {
+            let funcs = c.data_mut().ckpt.funcs.take();
+            let idx = funcs.as_ref().and_then(|m| m.index_of(&mut *c, &f));
+            c.data_mut().ckpt.funcs = funcs;
+            match idx {
+                Some(i) => Value::FuncRef(Some(i)),
+                None => {
+                    wasmtime::bail!("a live funcref refers to a function that is not address-taken")
+                }
+            }
         }
-        None => wasmtime::bail!("guest saved a value outside a frame"),
-    }
+        (SlotType::ExternRef, Val::ExternRef(None)) => Value::NullExternRef,
+        (SlotType::ExternRef, Val::ExternRef(Some(_))) => {
+            wasmtime::bail!("a non-null externref is live; host references cannot be checkpointed")
+        }
+        (t, v) => wasmtime::bail!("slot global of type {t:?} holds {v:?}"),
+    })
 }
 
-fn next(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Value> {
-    let Some((frame, cursor)) = caller.data_mut().ckpt.current.as_mut() else {
-        wasmtime::bail!("guest restored a value outside a frame");
-    };
-    let v = frame.slots.get(*cursor).cloned().ok_or_else(|| {
-        wasmtime::format_err!("image frame of function {} has too few slots", frame.func)
-    })?;
-    *cursor += 1;
-    Ok(v)
-}
-
-fn mismatch(want: &str, got: &Value) -> wasmtime::Error {
-    wasmtime::format_err!("image frame slot holds {got:?} where the module expects {want}; the image does not match this module")
+/// The value an image slot puts in a frame slot global of type `t` (`restore_frame`).
+fn slot_val(c: &Caller<'_, HostState>, t: SlotType, v: &Value) -> wasmtime::Result<Val> {
+    Ok(match (t, v) {
+        (SlotType::I32, Value::I32(v)) => Val::I32(*v),
+        (SlotType::I64, Value::I64(v)) => Val::I64(*v),
+        (SlotType::F32, Value::F32(v)) => Val::F32(*v),
+        (SlotType::F64, Value::F64(v)) => Val::F64(*v),
+        (SlotType::V128, Value::V128(v)) => Val::V128(V128::from(*v)),
+        (SlotType::FuncRef, Value::FuncRef(None)) => Val::FuncRef(None),
+        (SlotType::FuncRef, Value::FuncRef(Some(i))) => {
+            let f = c.data().ckpt.funcs.as_ref().and_then(|m| m.func(*i));
+            match f {
+                Some(f) => Val::FuncRef(Some(f)),
+                None => wasmtime::bail!(
+                    "image refers to function {i}, which this module does not export"
+                ),
+            }
+        }
+        (SlotType::ExternRef, Value::NullExternRef) => Val::ExternRef(None),
+        (t, v) => wasmtime::bail!(
+            "image frame slot holds {v:?} where the module expects {t:?}; the image does not match this module"
+        ),
+    })
 }
 
 /// The table slot an indirect call site must call through while rewinding (see
@@ -418,7 +455,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                             ck.rewinding.len()
                         );
                     }
-                    ck.retire_current()?;
                     ck.rewound = true;
                     let patches = std::mem::take(&mut ck.patches);
                     let cd = ck.countdown();
@@ -447,71 +483,19 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
         HostFunc::SaveFrame.name(),
-        |mut c: Caller<'_, HostState>, func: i32, site1: i32| {
+        |mut c: Caller<'_, HostState>, func: i32, site1: i32| -> wasmtime::Result<()> {
             let site = (site1 as u32).wrapping_sub(1);
+            let layout = c.data().ckpt.frame_layout(site)?;
+            let mut slots = Vec::with_capacity(layout.len());
+            for (t, g) in layout {
+                slots.push(read_slot(&mut c, t, g)?);
+            }
             c.data_mut().ckpt.unwound.push(Frame {
                 func: func as u32,
                 site,
-                slots: Vec::new(),
+                slots,
             });
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveI32.name(),
-        |mut c: Caller<'_, HostState>, v: i32| push(&mut c, Value::I32(v)),
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveI64.name(),
-        |mut c: Caller<'_, HostState>, v: i64| push(&mut c, Value::I64(v)),
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveF32.name(),
-        |mut c: Caller<'_, HostState>, v: i32| push(&mut c, Value::F32(v as u32)),
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveF64.name(),
-        |mut c: Caller<'_, HostState>, v: i64| push(&mut c, Value::F64(v as u64)),
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveV128.name(),
-        |mut c: Caller<'_, HostState>, v: V128| push(&mut c, Value::V128(v.as_u128())),
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveFuncRef.name(),
-        |mut c: Caller<'_, HostState>, f: Option<Func>| {
-            let v = match f {
-                None => Value::FuncRef(None),
-                Some(f) => {
-                    let funcs = c.data_mut().ckpt.funcs.take();
-                    let idx = funcs.as_ref().and_then(|m| m.index_of(&mut c, &f));
-                    c.data_mut().ckpt.funcs = funcs;
-                    match idx {
-                        Some(i) => Value::FuncRef(Some(i)),
-                        None => wasmtime::bail!(
-                            "a live funcref refers to a function that is not address-taken"
-                        ),
-                    }
-                }
-            };
-            push(&mut c, v)
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::SaveExternRef.name(),
-        |mut c: Caller<'_, HostState>, r: Option<Rooted<ExternRef>>| {
-            if r.is_some() {
-                wasmtime::bail!(
-                    "a non-null externref is live; host references cannot be checkpointed"
-                );
-            }
-            push(&mut c, Value::NullExternRef)
+            Ok(())
         },
     )?;
     linker.func_wrap(m, HostFunc::RestoreFrame.name(), |mut c: Caller<'_, HostState>, func: i32| -> wasmtime::Result<i32> {
@@ -520,7 +504,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let Some(top) = ck.rewinding.last().map(|f| f.func) else {
             wasmtime::bail!("function {func} is rewinding but the image has no frame left");
         };
-        ck.retire_current()?;
         if top == func {
             let frame = ck.rewinding.pop().expect("checked above");
             // A frame stops at a poll or a non-tail call of its own function; the prologue's
@@ -535,15 +518,21 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             if !resumable {
                 wasmtime::bail!("image frame of function {func} names site {}, which is not in that function or is a tail call site, where no frame stops; the image does not match this module", frame.site);
             }
-            let site1 = frame.site as i32 + 1;
-            ck.current = Some((frame, 0));
-            return Ok(site1);
+            let layout = ck.frame_layout(frame.site)?;
+            if layout.len() != frame.slots.len() {
+                wasmtime::bail!("image frame of function {func} has {} slots where the module's site {} has {}; the image does not match this module", frame.slots.len(), frame.site, layout.len());
+            }
+            for ((t, g), v) in layout.into_iter().zip(&frame.slots) {
+                let v = slot_val(&c, t, v)?;
+                g.set(&mut c, v)?;
+            }
+            return Ok(frame.site as i32 + 1);
         }
         // `func` tail-called its way to `top`: re-issue the first tail call on that path.
         match ck.tail_hop(func, top) {
             Some((site, callee)) => {
                 ck.tail_target = Some(callee);
-                Ok(-(site as i32 + 1))
+                Ok(site as i32 + 1)
             }
             None => wasmtime::bail!("image frame belongs to function {top} but function {func} is rewinding and cannot tail-call its way there; the image does not match this module"),
         }
@@ -553,78 +542,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         HostFunc::RewindIndex.name(),
         |mut c: Caller<'_, HostState>, site: i32, saved: i32| -> wasmtime::Result<i32> {
             rewind_index(&mut c, site as u32, saved)
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreI32.name(),
-        |mut c: Caller<'_, HostState>| match next(&mut c)? {
-            Value::I32(v) => Ok(v),
-            o => Err(mismatch("i32", &o)),
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreI64.name(),
-        |mut c: Caller<'_, HostState>| match next(&mut c)? {
-            Value::I64(v) => Ok(v),
-            o => Err(mismatch("i64", &o)),
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreF32.name(),
-        |mut c: Caller<'_, HostState>| match next(&mut c)? {
-            Value::F32(v) => Ok(v as i32),
-            o => Err(mismatch("f32", &o)),
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreF64.name(),
-        |mut c: Caller<'_, HostState>| match next(&mut c)? {
-            Value::F64(v) => Ok(v as i64),
-            o => Err(mismatch("f64", &o)),
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreV128.name(),
-        |mut c: Caller<'_, HostState>| match next(&mut c)? {
-            Value::V128(v) => Ok(V128::from(v)),
-            o => Err(mismatch("v128", &o)),
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreFuncRef.name(),
-        |mut c: Caller<'_, HostState>| -> wasmtime::Result<Option<Func>> {
-            match next(&mut c)? {
-                Value::FuncRef(None) => Ok(None),
-                Value::FuncRef(Some(i)) => c
-                    .data()
-                    .ckpt
-                    .funcs
-                    .as_ref()
-                    .and_then(|m| m.func(i))
-                    .map(Some)
-                    .ok_or_else(|| {
-                        wasmtime::format_err!(
-                            "image refers to function {i}, which this module does not export"
-                        )
-                    }),
-                o => Err(mismatch("funcref", &o)),
-            }
-        },
-    )?;
-    linker.func_wrap(
-        m,
-        HostFunc::RestoreExternRef.name(),
-        |mut c: Caller<'_, HostState>| -> wasmtime::Result<Option<Rooted<ExternRef>>> {
-            match next(&mut c)? {
-                Value::NullExternRef => Ok(None),
-                o => Err(mismatch("externref", &o)),
-            }
         },
     )?;
     Ok(())

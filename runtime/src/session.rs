@@ -182,6 +182,15 @@ impl Program {
                 })?;
             store.data_mut().ckpt.countdown_global = Some(g);
             store.data_mut().ckpt.state_global = instance.get_global(&mut store, abi::EXPORT_STATE);
+            let mut slot_globals = Vec::with_capacity(self.info.slots.len());
+            for n in 0..self.info.slots.len() as u32 {
+                let name = abi::export_slot(n);
+                let g = instance.get_global(&mut store, &name).ok_or_else(|| {
+                    RuntimeError::Input(format!("the module lacks {name}; build it with mvvm-aot"))
+                })?;
+                slot_globals.push(g);
+            }
+            store.data_mut().ckpt.slot_globals = slot_globals;
             // A doorbell rung before the run is answered at the first site.
             let ck = &store.data().ckpt;
             let cd = if ck.doorbell_rung() {

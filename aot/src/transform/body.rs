@@ -13,14 +13,16 @@
 //!   starting at the sequence start and ending right before `Pk`. A dispatch at the start of the
 //!   sequence (taken only while rewinding) pushes `Pk`'s operands and branches to the end of `Ek`.
 //!   That is how a rewind enters nested blocks, loops and ifs without flattening the function.
-//! * After a site call, `global.get $state; if` records the site in `$rsite` and branches to the
-//!   unwind handler of the site's *frame set*: the locals live after the site ([`liveness`]), saved
-//!   through host calls. While rewinding, the prologue reloads the frame (locals that a dispatch
-//!   would carry around a loop go through shadow locals, copied in by the site's trampoline), and
-//!   `$rsite != 0` drives the dispatches.
+//! * After a site call, `global.get $state; if` records the site in the `$rsite` global and
+//!   branches to the unwind handler of the site's *frame set*: the locals live after the site
+//!   ([`liveness`]), which it writes into the frame slot globals for the host to read. While
+//!   rewinding, the prologue asks the host for the site (which puts the frame's slots in those
+//!   globals), and `$rsite != 0` drives the dispatches. The site's trampoline, where the rewind
+//!   lands, reloads the frame; every trampoline defines every local live at its target (the rest
+//!   get placeholders), so a dispatch keeps no value alive on the normal path.
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
-use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, TransformError};
+use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, SlotPool, TransformError};
 use crate::abi::{HostFunc, SlotType, State};
 use std::collections::HashMap;
 use wasm_encoder::reencode::Reencode;
@@ -113,15 +115,28 @@ struct Open<'a> {
     then_body: Option<Vec<Node<'a>>>,
 }
 
-/// Rewrites one defined function. `func` is its index in the original function index space.
+/// Which function [`rewrite`] rewrites.
+pub(super) struct FuncIds {
+    /// Its index in the original function index space.
+    pub(super) func: u32,
+    /// The final function index of its rewind clone.
+    pub(super) clone: u32,
+}
+
+/// Rewrites one defined function: returns the function and its rewind clone.
 pub(super) fn rewrite(
     ctx: &ModCtx,
     block_types: &mut BlockTypes,
+    slots: &mut SlotPool,
     sites: &mut Vec<SiteInfo>,
-    func: u32,
+    ids: FuncIds,
     body: &FunctionBody<'_>,
     mut validator: FuncValidator<ValidatorResources>,
-) -> Result<wasm_encoder::Function, TransformError> {
+) -> Result<(wasm_encoder::Function, wasm_encoder::Function), TransformError> {
+    let FuncIds {
+        func,
+        clone: clone_index,
+    } = ids;
     let ty = ctx.func_type(func);
     let mut locals: Vec<ValType> = ty.params().to_vec();
     let mut reader = body.get_locals_reader()?;
@@ -133,9 +148,7 @@ pub(super) fn rewrite(
             locals.push(t);
         }
     }
-    let first_site = sites.len() as u32;
     let tree = build_tree(ctx, sites, func, body, &mut validator)?;
-    let end_site = sites.len() as u32;
 
     let mut em = Emitter {
         ctx,
@@ -143,7 +156,6 @@ pub(super) fn rewrite(
         out: Vec::new(),
         labels: vec![Label::Orig],
         locals,
-        rsite: 0,
         cidx: None,
         counter: None,
         scratch: HashMap::new(),
@@ -152,35 +164,34 @@ pub(super) fn rewrite(
         unwind_label: 0,
         unwind_checks: Vec::new(),
         outer_branches: Vec::new(),
-        landings: Vec::new(),
+        tramp_starts: Vec::new(),
         dispatches: Vec::new(),
     };
-    em.rsite = em.new_local(ValType::I32);
     em.unwind_label = em.open(EBlockType::Empty, Label::Synth);
     em.emit_seq(&tree, &[], Vec::new())?;
     em.out.push(Instruction::Return);
     em.close(em.unwind_label);
     let mut body_code = std::mem::take(&mut em.out);
 
-    // What each site's frame holds: the locals the code after the site can still read, plus the
-    // saved table index of an indirect call (its rewind trampoline reads it). Not `$rsite` (the
-    // frame records the site) nor `$cnt` (a rewind zeroes it). Sites with equal sets share one
-    // handler and one reload block.
-    let wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
-    let real = liveness::analyze(&body_code, em.locals.len(), &wanted, &HashMap::new())?;
-    // The same without the rewind dispatches: what the normal path alone keeps alive.
+    // Liveness without the rewind dispatches (each trampoline defines what it would otherwise
+    // carry, below). What each site's frame holds: the locals the code after the site can still
+    // read, plus the saved table index of an indirect call (its rewind trampoline reads it). Not
+    // `$cnt` (a rewind zeroes it). Sites with equal sets share one handler.
+    let mut wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
     let dispatches: HashMap<usize, ()> = em.dispatches.iter().map(|i| (*i, ())).collect();
-    let natural = liveness::analyze(&body_code, em.locals.len(), &HashMap::new(), &dispatches)?;
-    let live = real.after;
+    wanted.extend(dispatches.keys().map(|i| (*i, ())));
+    let targets: HashMap<usize, ()> = em.tramp_starts.iter().map(|t| (t.target_at, ())).collect();
+    let live = liveness::analyze(&body_code, em.locals.len(), &wanted, &targets, &dispatches)?;
     let mut groups: Vec<Vec<u32>> = Vec::new();
     let mut group_of: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut site_group: HashMap<u32, usize> = HashMap::new();
     for u in &em.unwind_checks {
         let mut set: Vec<u32> = live
+            .after
             .get(&u.if_at)
             .ok_or(TransformError::Internal("no live set at an unwind check"))?
             .iter()
-            .filter(|l| *l != em.rsite && Some(*l) != em.counter)
+            .filter(|l| Some(*l) != em.counter)
             .collect();
         if u.indirect {
             let c = em
@@ -226,67 +237,60 @@ pub(super) fn rewrite(
         }
     }
 
-    // Shadows. The prologue can reload a local into a shadow local, which the normal path never
-    // writes; the site's trampoline, where the rewind lands, copies it into the real local.
-    // Reloaded in the prologue, a local is live from the function's start, and through every loop
-    // header whose dispatch leads to the site, on the normal path too: a loop-carried value
-    // copied on every back edge (SQLite's interpreter loop paid ~70 copies per opcode). The copy
-    // is a mere rename for Cranelift, and a shadow never changes inside a loop.
-    // Only locals that a dispatch keeps alive at some loop header where the normal path alone
-    // would not (liveness without the dispatches) get a shadow: a shadow is itself alive through
-    // the whole function, which costs where the real local is alive there anyway.
-    let spurious = |l: u32| {
-        real.loop_heads.iter().any(|(id, heads)| {
-            heads.contains(l) && !natural.loop_heads.get(id).is_some_and(|n| n.contains(l))
-        })
-    };
-    let mut shadow: HashMap<u32, u32> = HashMap::new();
-    for set in &groups {
-        for l in set {
-            if !shadow.contains_key(l) && spurious(*l) {
-                let t = em.locals[*l as usize];
-                let s = em.new_local(t);
-                shadow.insert(*l, s);
-            }
-        }
+    // Every local that some frame holds travels in one slot global of its own (the k-th such
+    // local of a type in the k-th global of that type), whichever site the frame stopped at: a
+    // rewind can then reload it anywhere on its way to the site. The site table records the slot
+    // globals of each frame, so the host knows which to read and write.
+    let mut in_frame: Vec<u32> = groups.iter().flatten().copied().collect();
+    in_frame.sort_unstable();
+    in_frame.dedup();
+    let mut slot_of: HashMap<u32, u32> = HashMap::new();
+    let mut per_type: HashMap<SlotType, usize> = HashMap::new();
+    for l in &in_frame {
+        let t = slot_type(em.locals[*l as usize])?;
+        let k = per_type.entry(t).or_insert(0);
+        slot_of.insert(*l, slots.global(t, *k));
+        *k += 1;
     }
-    let save = |l: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
-        let slot = slot_type(em.locals[l as usize])?;
-        code.push(Instruction::LocalGet(l));
-        match slot {
-            SlotType::F32 => code.push(Instruction::I32ReinterpretF32),
-            SlotType::F64 => code.push(Instruction::I64ReinterpretF64),
-            _ => {}
-        }
-        code.push(Instruction::Call(ctx.host(HostFunc::save(slot))));
-        Ok(())
-    };
-    // Reloads the slot of local `l` into local `into` (its shadow).
-    let reload =
-        |l: u32, into: u32, code: &mut Vec<Instruction<'_>>| -> Result<(), TransformError> {
-            let slot = slot_type(em.locals[l as usize])?;
-            code.push(Instruction::Call(ctx.host(HostFunc::restore(slot))));
-            match slot {
-                SlotType::F32 => code.push(Instruction::F32ReinterpretI32),
-                SlotType::F64 => code.push(Instruction::F64ReinterpretI64),
-                _ => {}
+    for (site, g) in &site_group {
+        let frame = groups[*g]
+            .iter()
+            .map(|l| slot_of[l] - ctx.slot_base())
+            .collect();
+        sites
+            .get_mut(*site as usize)
+            .ok_or(TransformError::Internal("unwind check of an unknown site"))?
+            .frame = frame;
+    }
+    // Code that defines `set`: from the slot globals, or placeholders (`$cnt` must be zero
+    // while rewinding; a local no frame holds is dead wherever a rewind lands).
+    let define =
+        |set: &mut dyn Iterator<Item = u32>| -> Result<Vec<Instruction<'_>>, TransformError> {
+            let mut code = Vec::new();
+            for l in set {
+                match slot_of.get(&l) {
+                    Some(g) if Some(l) != em.counter => code.push(Instruction::GlobalGet(*g)),
+                    _ => code.push(dummy(em.locals[l as usize])?),
+                }
+                code.push(Instruction::LocalSet(l));
             }
-            code.push(Instruction::LocalSet(into));
-            Ok(())
+            Ok(code)
         };
 
     // Handlers: the body sits in `n_groups` nested blocks; leaving block g (innermost 0) runs
-    // group g's handler, which records the frame and returns placeholder results.
+    // group g's handler, which puts the frame's locals in their slot globals, has the host record
+    // the frame, and returns placeholder results.
     let mut handler = Vec::new();
     for (g, set) in groups.iter().enumerate() {
+        for l in set {
+            handler.push(Instruction::LocalGet(*l));
+            handler.push(Instruction::GlobalSet(slot_of[l]));
+        }
         handler.extend([
             Instruction::I32Const(func as i32),
-            Instruction::LocalGet(em.rsite),
+            Instruction::GlobalGet(ctx.rsite_global),
             Instruction::Call(ctx.host(HostFunc::SaveFrame)),
         ]);
-        for l in set {
-            save(*l, &mut handler)?;
-        }
         for t in ty.results() {
             handler.push(dummy(*t)?);
         }
@@ -297,23 +301,39 @@ pub(super) fn rewrite(
     }
     handler.push(Instruction::End);
 
-    let mut landings = std::mem::take(&mut em.landings);
-    landings.sort_by_key(|l| std::cmp::Reverse(l.0));
-    for (at, site) in landings {
-        let g = site_group.get(&site).ok_or(TransformError::Internal(
-            "trampoline of a site without a frame",
-        ))?;
-        let copy: Vec<Instruction<'_>> = groups[*g]
+    // A rewind carries values from the prologue through the dispatches to the site. A trampoline
+    // defines the locals live at its target that are not live at its dispatch: carried along
+    // instead, such a local would be kept alive on the normal path from the dispatch back to the
+    // prologue (around every loop in between, copied on every back edge). Whatever is live at the
+    // dispatch is carried (no cost: the normal path keeps it alive there anyway). Back to front,
+    // so that earlier positions stay valid.
+    // The function itself runs without the dispatches; a rewind runs its clone, which has them.
+    let normal_code = strip_dispatches(&body_code, &em.dispatches, ctx.rsite_global)?;
+    let mut starts = std::mem::take(&mut em.tramp_starts);
+    starts.sort_by_key(|t| std::cmp::Reverse(t.at));
+    for t in starts {
+        let (Some(at_target), Some(at_dispatch)) = (
+            live.after_blocks.get(&t.target_at),
+            live.after.get(&t.dispatch),
+        ) else {
+            return Err(TransformError::Internal("no live set at a trampoline"));
+        };
+        let mut set: Vec<u32> = at_target
             .iter()
-            .filter_map(|l| shadow.get(l).map(|s| (*l, *s)))
-            .flat_map(|(l, s)| [Instruction::LocalGet(s), Instruction::LocalSet(l)])
+            .filter(|l| !at_dispatch.contains(*l))
             .collect();
-        body_code.splice(at..at, copy);
+        if let (true, Some(c)) = (t.reads_cidx, em.cidx) {
+            if !at_dispatch.contains(c) && !set.contains(&c) {
+                set.push(c);
+            }
+        }
+        let code = define(&mut set.into_iter())?;
+        body_code.splice(t.at..t.at, code);
     }
 
-    // Prologue: while rewinding, `restore_frame` answers `site+1` of this function's frame (then
-    // the site's group reloads its locals, into their shadows) or `-(site+1)` of a tail call to
-    // re-issue.
+    // Prologue: while rewinding, define what is live at the start from the slot globals; then
+    // `restore_frame` answers `site+1` of this function's frame (having put its slots in their
+    // globals) or of a tail call to re-issue, and the dispatches go there.
     let mut prologue = vec![
         Instruction::GlobalGet(ctx.state_global),
         Instruction::I32Const(State::Rewinding as i32),
@@ -321,49 +341,26 @@ pub(super) fn rewrite(
         Instruction::If(EBlockType::Empty),
         Instruction::I32Const(func as i32),
         Instruction::Call(ctx.host(HostFunc::RestoreFrame)),
-        Instruction::LocalTee(em.rsite),
-        Instruction::I32Const(0),
-        Instruction::I32LtS,
-        Instruction::If(EBlockType::Empty),
-        Instruction::I32Const(0),
-        Instruction::LocalGet(em.rsite),
-        Instruction::I32Sub,
-        Instruction::LocalSet(em.rsite),
-        Instruction::Else,
-        Instruction::Block(EBlockType::Empty), // $done
+        Instruction::GlobalSet(ctx.rsite_global),
     ];
-    for _ in 0..=n_groups {
-        prologue.push(Instruction::Block(EBlockType::Empty)); // groups n-1 … 0, then $bad
-    }
-    // Inside $bad: group g's block is at depth g + 1, $bad itself at 0.
-    let targets: Vec<u32> = (first_site..end_site)
-        .map(|s| site_group.get(&s).map_or(0, |g| *g as u32 + 1))
-        .collect();
-    prologue.extend([
-        Instruction::LocalGet(em.rsite),
-        Instruction::I32Const(first_site as i32 + 1),
-        Instruction::I32Sub,
-        Instruction::BrTable(targets.into(), 0),
-        Instruction::End,
-        Instruction::Unreachable,
-    ]);
-    for (g, set) in groups.iter().enumerate() {
-        prologue.push(Instruction::End);
-        for l in set {
-            reload(*l, shadow.get(l).copied().unwrap_or(*l), &mut prologue)?;
-        }
-        // Still open: $done and the blocks of groups g+1 … n-1.
-        prologue.push(Instruction::Br((n_groups - 1 - g) as u32));
-    }
-    prologue.push(Instruction::End); // $done
-    prologue.push(Instruction::End); // if/else
-    if let Some(c) = em.counter {
-        // Rewinding goes through the slow path of every counted loop header (its dispatch).
-        prologue.extend([Instruction::I32Const(0), Instruction::LocalSet(c)]);
-    }
+    prologue.extend(define(
+        &mut live.entry.iter().filter(|l| slot_of.contains_key(l)),
+    )?);
     prologue.push(Instruction::End);
     // Handler blocks of groups n-1 … 1 (the body's own outer block is group 0's).
     prologue.extend((1..n_groups).map(|_| Instruction::Block(EBlockType::Empty)));
+
+    // The function's own prologue: while rewinding, hand over to the clone.
+    let mut normal_prologue = vec![
+        Instruction::GlobalGet(ctx.state_global),
+        Instruction::I32Const(State::Rewinding as i32),
+        Instruction::I32Eq,
+        Instruction::If(EBlockType::Empty),
+    ];
+    normal_prologue.extend((0..ty.params().len() as u32).map(Instruction::LocalGet));
+    normal_prologue.push(Instruction::ReturnCall(clone_index));
+    normal_prologue.push(Instruction::End);
+    normal_prologue.extend((1..n_groups).map(|_| Instruction::Block(EBlockType::Empty)));
 
     let declared = &em.locals[ty.params().len()..];
     let mut groups: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
@@ -375,15 +372,58 @@ pub(super) fn rewrite(
             _ => groups.push((1, et)),
         }
     }
-    let mut f = wasm_encoder::Function::new(groups);
-    for i in prologue
-        .iter()
-        .chain(body_code.iter())
-        .chain(handler.iter())
-    {
-        f.instruction(i);
+    let assemble = |parts: [&[Instruction<'_>]; 3]| {
+        let mut f = wasm_encoder::Function::new(groups.clone());
+        for i in parts.into_iter().flatten() {
+            f.instruction(i);
+        }
+        f
+    };
+    Ok((
+        assemble([&normal_prologue, &normal_code, &handler]),
+        assemble([&prologue, &body_code, &handler]),
+    ))
+}
+
+/// `code` without its rewind dispatches (`global.get $rsite; if … end`, `dispatches` holding the
+/// index of each `if`): the code that runs when no rewind is under way.
+fn strip_dispatches<'a>(
+    code: &[Instruction<'a>],
+    dispatches: &[usize],
+    rsite_global: u32,
+) -> Result<Vec<Instruction<'a>>, TransformError> {
+    let mut out = Vec::with_capacity(code.len());
+    let mut sorted = dispatches.to_vec();
+    sorted.sort_unstable();
+    let mut next = 0;
+    for d in sorted {
+        let start = d
+            .checked_sub(1)
+            .filter(|s| {
+                *s >= next && matches!(code[*s], Instruction::GlobalGet(g) if g == rsite_global)
+            })
+            .ok_or(TransformError::Internal("a dispatch without its test"))?;
+        let mut depth = 0usize;
+        let mut end = None;
+        for (i, ins) in code.iter().enumerate().skip(d) {
+            match ins {
+                Instruction::Block(_) | Instruction::Loop(_) | Instruction::If(_) => depth += 1,
+                Instruction::End => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let end = end.ok_or(TransformError::Internal("a dispatch without its end"))?;
+        out.extend_from_slice(&code[next..start]);
+        next = end + 1;
     }
-    Ok(f)
+    out.extend_from_slice(&code[next..]);
+    Ok(out)
 }
 
 fn frame_stack(v: &FuncValidator<ValidatorResources>) -> Option<Vec<ValType>> {
@@ -458,7 +498,11 @@ fn build_tree<'a>(
 ) -> Result<Vec<Node<'a>>, TransformError> {
     let policy = &ctx.policy;
     let new_site = |sites: &mut Vec<SiteInfo>, kind: SiteKind| -> u32 {
-        sites.push(SiteInfo { func, kind });
+        sites.push(SiteInfo {
+            func,
+            kind,
+            frame: Vec::new(),
+        });
         (sites.len() - 1) as u32
     };
     let mut stack: Vec<Open<'a>> = Vec::new();
@@ -655,7 +699,6 @@ struct Emitter<'c, 'b, 'a> {
     out: Vec<Instruction<'a>>,
     labels: Vec<Label>,
     locals: Vec<ValType>,
-    rsite: u32,
     cidx: Option<u32>,
     /// The loop countdown of this activation (counted loop headers), created on first use.
     counter: Option<u32>,
@@ -669,11 +712,23 @@ struct Emitter<'c, 'b, 'a> {
     unwind_checks: Vec<UnwindCheck>,
     /// Original branches: (index in `out`, depth of the function level there).
     outer_branches: Vec<(usize, u32)>,
-    /// Where the trampoline of a call or poll site starts (index in `out`, site): the site's
-    /// frame set is copied in from the shadow locals there, once liveness is known.
-    landings: Vec<(usize, u32)>,
+    /// Every trampoline. Once liveness is known, code that defines the locals live at its target
+    /// but not at its dispatch is inserted at its start.
+    tramp_starts: Vec<TrampStart>,
     /// Index in `out` of every dispatch's `if`.
     dispatches: Vec<usize>,
+}
+
+/// Where a trampoline is in the emitted body.
+struct TrampStart {
+    /// Index in `out` of its first instruction.
+    at: usize,
+    /// Index in `out` of its dispatch's `if`.
+    dispatch: usize,
+    /// Index in `out` of its target block's `block` instruction.
+    target_at: usize,
+    /// It reads `$cidx` (the rewind of a non-tail indirect call).
+    reads_cidx: bool,
 }
 
 /// Where an unwind check is in the emitted body.
@@ -694,8 +749,8 @@ struct Tramp<'a> {
     hi: u32,
     code: Vec<Instruction<'a>>,
     target: usize,
-    /// A call or poll site: the rewind lands here (its frame set is copied in first).
-    frame: Option<u32>,
+    /// Index in `out` of the target block's `block` instruction.
+    target_at: usize,
 }
 
 impl<'a> Emitter<'_, '_, 'a> {
@@ -881,6 +936,7 @@ impl<'a> Emitter<'_, '_, 'a> {
             .collect();
         let m = rps.len();
         let mut e_pos = vec![0usize; m];
+        let mut e_at = vec![0usize; m];
         let mut skip_pos: Vec<Option<usize>> = vec![None; m];
         for k in (0..m).rev() {
             if matches!(nodes[rps[k]], Node::Poll(_)) {
@@ -888,6 +944,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                 skip_pos[k] = Some(self.open(bt, Label::Synth));
             }
             let bt = self.block_type(params, &operands[k])?;
+            e_at[k] = self.out.len();
             e_pos[k] = self.open(bt, Label::Synth);
         }
 
@@ -908,15 +965,18 @@ impl<'a> Emitter<'_, '_, 'a> {
                         hi: c.site + 1,
                         code,
                         target: e_pos[k],
-                        frame: (!c.tail).then_some(c.site),
+                        target_at: e_at[k],
                     });
                 }
                 Node::Poll(p) => tramps.push(Tramp {
                     lo: p.site,
                     hi: p.site + 1,
-                    code: vec![Instruction::I32Const(0), Instruction::LocalSet(self.rsite)],
+                    code: vec![
+                        Instruction::I32Const(0),
+                        Instruction::GlobalSet(self.ctx.rsite_global),
+                    ],
                     target: e_pos[k],
-                    frame: Some(p.site),
+                    target_at: e_at[k],
                 }),
                 Node::Construct(c) => {
                     let mut code = Vec::new();
@@ -932,7 +992,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                                 hi: c.else_lo,
                                 code: then,
                                 target: e_pos[k],
-                                frame: None,
+                                target_at: e_at[k],
                             });
                         }
                         if c.hi > c.else_lo {
@@ -942,7 +1002,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                                 hi: c.hi,
                                 code,
                                 target: e_pos[k],
-                                frame: None,
+                                target_at: e_at[k],
                             });
                         }
                     } else {
@@ -951,7 +1011,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                             hi: c.hi,
                             code,
                             target: e_pos[k],
-                            frame: None,
+                            target_at: e_at[k],
                         });
                     }
                 }
@@ -1091,7 +1151,10 @@ impl<'a> Emitter<'_, '_, 'a> {
     /// Code that pushes a call site's operands while rewinding (placeholders, except the table
     /// index of an indirect call) and marks the rewind complete at this frame.
     fn call_tramp(&mut self, c: &CallNode) -> Result<Vec<Instruction<'a>>, TransformError> {
-        let mut code = vec![Instruction::I32Const(0), Instruction::LocalSet(self.rsite)];
+        let mut code = vec![
+            Instruction::I32Const(0),
+            Instruction::GlobalSet(self.ctx.rsite_global),
+        ];
         let nargs = match c.how {
             CallHow::Direct(_) => c.args.len(),
             CallHow::Indirect { .. } => c.args.len() - 1,
@@ -1114,13 +1177,14 @@ impl<'a> Emitter<'_, '_, 'a> {
         Ok(code)
     }
 
-    /// `if $rsite { br_table … }`: jumps to the trampoline of the site being rewound to.
+    /// `if $rsite { br_table … }` (`$rsite` is the `mvvm:rsite` global): jumps to the trampoline of the site being rewound to.
     fn emit_dispatch(&mut self, tramps: Vec<Tramp<'a>>) -> Result<(), TransformError> {
         let lo = tramps.iter().map(|t| t.lo).min().unwrap_or(0);
         let hi = tramps.iter().map(|t| t.hi).max().unwrap_or(0);
         let n = tramps.len();
-        self.out.push(Instruction::LocalGet(self.rsite));
-        self.dispatches.push(self.out.len());
+        self.out.push(Instruction::GlobalGet(self.ctx.rsite_global));
+        let dispatch = self.out.len();
+        self.dispatches.push(dispatch);
         self.out.push(Instruction::If(EBlockType::Empty));
         self.labels.push(Label::Synth);
         let if_pos = self.labels.len() - 1;
@@ -1139,16 +1203,24 @@ impl<'a> Emitter<'_, '_, 'a> {
             });
         }
         self.out.extend([
-            Instruction::LocalGet(self.rsite),
+            Instruction::GlobalGet(self.ctx.rsite_global),
             Instruction::I32Const(lo as i32 + 1),
             Instruction::I32Sub,
             Instruction::BrTable(targets.into(), self.depth(default_pos)),
         ]);
         for (j, t) in tramps.into_iter().enumerate() {
             self.close(t_pos[j]);
-            if let Some(site) = t.frame {
-                self.landings.push((self.out.len(), site));
-            }
+            let reads_cidx = self.cidx.is_some_and(|c| {
+                t.code
+                    .iter()
+                    .any(|i| matches!(i, Instruction::LocalGet(l) if *l == c))
+            });
+            self.tramp_starts.push(TrampStart {
+                at: self.out.len(),
+                dispatch,
+                target_at: t.target_at,
+                reads_cidx,
+            });
             self.out.extend(t.code);
             self.out.push(Instruction::Br(self.depth(t.target)));
         }
@@ -1188,7 +1260,7 @@ impl<'a> Emitter<'_, '_, 'a> {
         self.out.extend([
             Instruction::If(EBlockType::Empty),
             Instruction::I32Const(site as i32 + 1),
-            Instruction::LocalSet(self.rsite),
+            Instruction::GlobalSet(self.ctx.rsite_global),
         ]);
         self.labels.push(Label::Synth);
         let br_at = self.out.len();
@@ -1340,7 +1412,11 @@ pub(super) fn add_polls(
     let policy = &ctx.policy;
     let mut poll = |f: &mut wasm_encoder::Function, kind: SiteKind| {
         let counted = matches!(kind, SiteKind::LoopHeader { counted: true });
-        sites.push(SiteInfo { func, kind });
+        sites.push(SiteInfo {
+            func,
+            kind,
+            frame: Vec::new(),
+        });
         let site = (sites.len() - 1) as i32;
         if counted {
             f.instructions()

@@ -3,6 +3,10 @@
 //! The unwind handler of a function saves, for each site, only the locals that the code after the
 //! site can still read ([`analyze`]). Saving every local instead would make every local live
 //! across every call that may unwind, which costs registers and spills on the normal path.
+//!
+//! The rewind dispatches are left out (*natural* liveness): each trampoline defines the locals
+//! live at its target that are not live at its dispatch, so the dispatches extend no live range
+//! of the normal path, and natural liveness is the liveness of the emitted code.
 
 use super::TransformError;
 use std::collections::HashMap;
@@ -51,7 +55,8 @@ impl Locals {
 enum Node {
     /// Index of the instruction in the analysed slice.
     Op(usize),
-    Block(Vec<Node>),
+    /// Index of the `block` instruction, body.
+    Block(usize, Vec<Node>),
     Loop(usize, Vec<Node>),
     /// Index of the `if` instruction, then arm, else arm.
     If(usize, Vec<Node>, Vec<Node>),
@@ -93,7 +98,7 @@ fn tree(code: &[Instruction<'_>]) -> Result<Vec<Node>, TransformError> {
                     return Err(TransformError::Internal("liveness: unbalanced end"));
                 };
                 let node = match (&code[start], o.then) {
-                    (Instruction::Block(_), _) => Node::Block(o.nodes),
+                    (Instruction::Block(_), _) => Node::Block(start, o.nodes),
                     (Instruction::Loop(_), _) => {
                         loops += 1;
                         Node::Loop(loops - 1, o.nodes)
@@ -129,6 +134,9 @@ struct Analysis<'c, 'a> {
     /// `if` instructions whose live-after set is wanted, and the answers.
     wanted: &'c HashMap<usize, ()>,
     found: HashMap<usize, Locals>,
+    /// `block` instructions whose live-after set is wanted, and the answers.
+    wanted_blocks: &'c HashMap<usize, ()>,
+    found_blocks: HashMap<usize, Locals>,
     /// `if` instructions whose construct is taken to do nothing (rewind dispatches).
     skip: &'c HashMap<usize, ()>,
 }
@@ -149,7 +157,10 @@ impl Analysis<'_, '_> {
         for node in seq.iter().rev() {
             live = match node {
                 Node::Op(i) => self.op(*i, live)?,
-                Node::Block(body) => {
+                Node::Block(start, body) => {
+                    if self.wanted_blocks.contains_key(start) {
+                        self.found_blocks.insert(*start, live.clone());
+                    }
                     self.labels.push(live.clone());
                     let r = self.seq(body, live);
                     self.labels.pop();
@@ -175,10 +186,12 @@ impl Analysis<'_, '_> {
                     self.loop_heads.insert(*id, head.clone());
                     head
                 }
-                Node::If(i, _, _) if self.skip.contains_key(i) => live,
                 Node::If(i, then, els) => {
                     if self.wanted.contains_key(i) {
                         self.found.insert(*i, live.clone());
+                    }
+                    if self.skip.contains_key(i) {
+                        continue;
                     }
                     self.labels.push(live.clone());
                     let t = self.seq(then, live.clone());
@@ -241,17 +254,21 @@ impl Analysis<'_, '_> {
 pub(super) struct Liveness {
     /// For each wanted `if` instruction index: the locals live right after its `if … end`.
     pub(super) after: HashMap<usize, Locals>,
-    /// The locals live at each loop header, loops numbered in the order their `end`s appear.
-    pub(super) loop_heads: HashMap<usize, Locals>,
+    /// For each wanted `block` instruction index: the locals live right after its `block … end`.
+    pub(super) after_blocks: HashMap<usize, Locals>,
+    /// The locals live at the start of `code`.
+    pub(super) entry: Locals,
 }
 
 /// Liveness of locals in `code` (a function body without its final `end`; `n_locals` locals in
-/// all), reporting the sets after the `if` constructs in `wanted` and at every loop header. The
-/// `if` constructs in `skip` are taken to do nothing. Whatever follows `code` reads no local.
+/// all), reporting the sets after the `if` constructs in `wanted` and the `block` constructs in
+/// `wanted_blocks`, and at the start. The `if` constructs in `skip` are taken to do nothing.
+/// Whatever follows `code` reads no local.
 pub(super) fn analyze(
     code: &[Instruction<'_>],
     n_locals: usize,
     wanted: &HashMap<usize, ()>,
+    wanted_blocks: &HashMap<usize, ()>,
     skip: &HashMap<usize, ()>,
 ) -> Result<Liveness, TransformError> {
     let nodes = tree(code)?;
@@ -262,12 +279,15 @@ pub(super) fn analyze(
         labels: vec![Locals::empty(n_locals)],
         wanted,
         found: HashMap::new(),
+        wanted_blocks,
+        found_blocks: HashMap::new(),
         skip,
     };
-    a.seq(&nodes, Locals::empty(n_locals))?;
+    let entry = a.seq(&nodes, Locals::empty(n_locals))?;
     Ok(Liveness {
         after: a.found,
-        loop_heads: a.loop_heads,
+        after_blocks: a.found_blocks,
+        entry,
     })
 }
 
@@ -278,7 +298,7 @@ mod tests {
 
     fn live(code: &[Instruction<'_>], at: usize) -> Vec<u32> {
         let wanted = HashMap::from([(at, ())]);
-        analyze(code, 8, &wanted, &HashMap::new())
+        analyze(code, 8, &wanted, &HashMap::new(), &HashMap::new())
             .expect("analysis")
             .after[&at]
             .iter()
@@ -335,29 +355,38 @@ mod tests {
     }
 
     #[test]
-    fn a_skipped_if_reads_nothing_and_loop_headers_are_reported() {
+    fn a_skipped_if_reads_nothing_and_block_exits_and_the_entry_are_reported() {
         use Instruction as I;
         let code = [
+            I::Block(BlockType::Empty), // 0: E, a trampoline's target; wanted
             I::Loop(BlockType::Empty),
-            I::LocalGet(0), // the rewind dispatch: skipped
-            I::If(BlockType::Empty),
-            I::LocalGet(3),
-            I::Drop,
+            I::GlobalGet(0),
+            I::If(BlockType::Empty), // 3: the rewind dispatch: skipped, wanted
+            I::LocalGet(6),          // the trampoline
+            I::Br(2),
             I::End,
+            I::I32Const(5),
+            I::LocalSet(3), // the normal path defines 3 before it leaves the loop
             I::LocalGet(1),
             I::BrIf(0),
             I::End,
+            I::End,
+            I::LocalGet(3), // read after E
+            I::LocalGet(0),
+            I::Drop,
+            I::Drop,
         ];
-        let none = HashMap::new();
-        let real = analyze(&code, 8, &none, &none).expect("analysis");
-        let natural = analyze(&code, 8, &none, &HashMap::from([(2, ())])).expect("analysis");
-        assert_eq!(
-            real.loop_heads[&0].iter().collect::<Vec<_>>(),
-            vec![0, 1, 3]
-        );
-        assert_eq!(
-            natural.loop_heads[&0].iter().collect::<Vec<_>>(),
-            vec![0, 1]
-        );
+        let wanted = HashMap::from([(3, ())]);
+        let blocks = HashMap::from([(0, ())]);
+        let skip = HashMap::from([(3, ())]);
+        let l = analyze(&code, 8, &wanted, &blocks, &skip).expect("analysis");
+        let v = |s: &Locals| s.iter().collect::<Vec<_>>();
+        assert_eq!(v(&l.after_blocks[&0]), vec![0, 3]);
+        assert_eq!(v(&l.after[&3]), vec![0, 1]);
+        assert_eq!(v(&l.entry), vec![0, 1]);
+        // Not skipped, the dispatch carries 3 (and reads 6) around the loop.
+        let l = analyze(&code, 8, &wanted, &blocks, &HashMap::new()).expect("analysis");
+        assert_eq!(v(&l.after[&3]), vec![0, 1, 6]);
+        assert_eq!(v(&l.entry), vec![0, 1, 3, 6]);
     }
 }

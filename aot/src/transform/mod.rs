@@ -12,7 +12,7 @@
 mod body;
 mod liveness;
 
-use crate::abi::{self, HostFunc};
+use crate::abi::{self, HostFunc, SlotType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
@@ -134,6 +134,9 @@ pub struct SiteInfo {
     pub func: u32,
     /// What the site is.
     pub kind: SiteKind,
+    /// The slot globals (N of `mvvm:slot:N`) of the slots a frame stopped at this site holds, in
+    /// order (the live locals, by ascending index); empty for tail-call sites, where no frame stops.
+    pub frame: Vec<u32>,
 }
 
 /// One function of the original module.
@@ -162,6 +165,9 @@ pub struct ModuleInfo {
     pub sites: Vec<SiteInfo>,
     /// Whether the original module had a start function (now exported as `mvvm:start`).
     pub has_start: bool,
+    /// The type of each frame slot global `mvvm:slot:N`, by N. A frame's k-th slot of type T
+    /// travels in the k-th global of type T.
+    pub slots: Vec<SlotType>,
 }
 
 impl ModuleInfo {
@@ -319,12 +325,17 @@ pub(crate) struct ModCtx {
     canonical: Vec<u32>,
     state_global: u32,
     countdown_global: u32,
+    rsite_global: u32,
     shift: Shift,
 }
 
 impl ModCtx {
     fn host(&self, f: HostFunc) -> u32 {
         self.imported_funcs + f as u32
+    }
+    /// Index of frame slot global 0 (`mvvm:slot:0`).
+    fn slot_base(&self) -> u32 {
+        self.rsite_global + 1
     }
     fn reencoder(&self) -> Shift {
         self.shift
@@ -339,6 +350,25 @@ impl ModCtx {
     }
     fn type_may_unwind(&self, idx: u32) -> bool {
         self.type_unwind.get(idx as usize).copied().unwrap_or(false)
+    }
+}
+
+/// The frame slot globals, appended after `mvvm:rsite` as the bodies ask for them.
+pub(crate) struct SlotPool {
+    base: u32,
+    types: Vec<SlotType>,
+    by_type: HashMap<SlotType, Vec<u32>>,
+}
+
+impl SlotPool {
+    /// The global index of the `k`-th slot global of type `t`.
+    fn global(&mut self, t: SlotType, k: usize) -> u32 {
+        let list = self.by_type.entry(t).or_default();
+        while list.len() <= k {
+            list.push(self.types.len() as u32);
+            self.types.push(t);
+        }
+        self.base + list[k]
     }
 }
 
@@ -371,18 +401,8 @@ fn host_signature(f: HostFunc) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder:
     match f {
         HostFunc::Poll => (vec![V::I32], vec![]),
         HostFunc::SaveFrame => (vec![V::I32, V::I32], vec![]),
-        HostFunc::SaveI32 | HostFunc::SaveF32 => (vec![V::I32], vec![]),
-        HostFunc::SaveI64 | HostFunc::SaveF64 => (vec![V::I64], vec![]),
-        HostFunc::SaveV128 => (vec![V::V128], vec![]),
-        HostFunc::SaveFuncRef => (vec![V::FUNCREF], vec![]),
-        HostFunc::SaveExternRef => (vec![V::EXTERNREF], vec![]),
         HostFunc::RestoreFrame => (vec![V::I32], vec![V::I32]),
         HostFunc::RewindIndex => (vec![V::I32, V::I32], vec![V::I32]),
-        HostFunc::RestoreI32 | HostFunc::RestoreF32 => (vec![], vec![V::I32]),
-        HostFunc::RestoreI64 | HostFunc::RestoreF64 => (vec![], vec![V::I64]),
-        HostFunc::RestoreV128 => (vec![], vec![V::V128]),
-        HostFunc::RestoreFuncRef => (vec![], vec![V::FUNCREF]),
-        HostFunc::RestoreExternRef => (vec![], vec![V::EXTERNREF]),
     }
 }
 
@@ -664,6 +684,7 @@ pub fn instrument_as(
         canonical,
         state_global: n_globals,
         countdown_global: n_globals + 1,
+        rsite_global: n_globals + 2,
         shift: Shift {
             imported_funcs,
             added,
@@ -682,16 +703,42 @@ pub fn instrument_as(
         })
         .collect();
 
+    let mut slots = SlotPool {
+        base: ctx.slot_base(),
+        types: Vec::new(),
+        by_type: HashMap::new(),
+    };
+
     // Pass 3: rewrite bodies.
     let mut sites: Vec<SiteInfo> = Vec::new();
     let mut code = wasm_encoder::CodeSection::new();
     let mut allocs = wasmparser::FuncValidatorAllocations::default();
+    // Rewind clones of the instrumented functions (original index, body), appended after every
+    // defined function: the clone has the rewind dispatches, the function itself does not.
+    let n_defined = bodies.len() as u32;
+    let mut clones: Vec<(u32, wasm_encoder::Function)> = Vec::new();
     for (i, (fv, body)) in bodies.into_iter().enumerate() {
         let f = imported_funcs + i as u32;
         if ctx.may_unwind[f as usize] {
             let v = fv.into_validator(std::mem::take(&mut allocs));
             let func = match mode {
-                Mode::Checkpoint => body::rewrite(&ctx, &mut block_types, &mut sites, f, &body, v)?,
+                Mode::Checkpoint => {
+                    let clone_index = imported_funcs + added + n_defined + clones.len() as u32;
+                    let (func, clone) = body::rewrite(
+                        &ctx,
+                        &mut block_types,
+                        &mut slots,
+                        &mut sites,
+                        body::FuncIds {
+                            func: f,
+                            clone: clone_index,
+                        },
+                        &body,
+                        v,
+                    )?;
+                    clones.push((f, clone));
+                    func
+                }
                 Mode::PollsOnly => body::add_polls(&ctx, &mut sites, f, &body, v)?,
             };
             code.function(&func);
@@ -700,6 +747,9 @@ pub fn instrument_as(
             re.parse_function_body(&mut code, body)
                 .map_err(TransformError::reencode)?;
         }
+    }
+    for (_, c) in &clones {
+        code.function(c);
     }
 
     // Pass 4: reassemble.
@@ -766,6 +816,18 @@ pub fn instrument_as(
                 g,
                 &wasm_encoder::ConstExpr::i32_const(policy.countdown_reset()),
             );
+            s.global(g, &wasm_encoder::ConstExpr::i32_const(0)); // mvvm:rsite
+            for t in &slots.types {
+                let (val_type, init) = slot_global(*t);
+                s.global(
+                    wasm_encoder::GlobalType {
+                        val_type,
+                        mutable: true,
+                        shared: false,
+                    },
+                    &init,
+                );
+            }
         }
         module.section(&s);
         Ok(())
@@ -791,6 +853,18 @@ pub fn instrument_as(
                 wasm_encoder::ExportKind::Global,
                 ctx.countdown_global,
             );
+            s.export(
+                abi::EXPORT_RSITE,
+                wasm_encoder::ExportKind::Global,
+                ctx.rsite_global,
+            );
+            for n in 0..slots.types.len() as u32 {
+                s.export(
+                    &abi::export_slot(n),
+                    wasm_encoder::ExportKind::Global,
+                    slots.base + n,
+                );
+            }
         }
         for g in &mutable_globals {
             s.export(
@@ -890,6 +964,9 @@ pub fn instrument_as(
                 let mut s = wasm_encoder::FunctionSection::new();
                 re.parse_function_section(&mut s, r.clone())
                     .map_err(TransformError::reencode)?;
+                for (f, _) in &clones {
+                    s.function(ctx.func_types[*f as usize]);
+                }
                 module.section(&s);
             }
             Payload::TableSection(r) => {
@@ -940,8 +1017,23 @@ pub fn instrument_as(
         functions,
         sites,
         has_start: start.is_some(),
+        slots: slots.types.clone(),
     };
     Ok(Instrumented { wasm, info })
+}
+
+/// The wasm type and initial value of a frame slot global.
+fn slot_global(t: SlotType) -> (wasm_encoder::ValType, wasm_encoder::ConstExpr) {
+    use wasm_encoder::{ConstExpr as C, HeapType, ValType as V};
+    match t {
+        SlotType::I32 => (V::I32, C::i32_const(0)),
+        SlotType::I64 => (V::I64, C::i64_const(0)),
+        SlotType::F32 => (V::F32, C::f32_const(0.0f32.into())),
+        SlotType::F64 => (V::F64, C::f64_const(0.0f64.into())),
+        SlotType::V128 => (V::V128, C::v128_const(0)),
+        SlotType::FuncRef => (V::FUNCREF, C::ref_null(HeapType::FUNC)),
+        SlotType::ExternRef => (V::EXTERNREF, C::ref_null(HeapType::EXTERN)),
+    }
 }
 
 /// Reads `.wasm` or `.wat` bytes (text is detected by content, not by file name).

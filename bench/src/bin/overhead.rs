@@ -1,6 +1,6 @@
 //! What instrumentation costs while a program runs, side by side with Binaryen's Asyncify.
 //!
-//! Usage: `overhead [--pairs N] [--csv FILE] [--only NAME,...] [--scale-div D]`
+//! Usage: `overhead [--pairs N] [--csv FILE] [--only NAME,...] [--variants LABEL,...] [--scale-div D]`
 //! (`artifact/overhead.sh` runs it with the defaults and a CSV file).
 //!
 //! For every benchmark workload (`test/guests/bench`, at its bench SCALE) and every variant, the
@@ -137,6 +137,7 @@ struct Args {
     pairs: usize,
     csv: Option<PathBuf>,
     only: Option<Vec<String>>,
+    variants: Option<Vec<String>>,
     scale_div: u32,
 }
 
@@ -145,6 +146,7 @@ fn parse_args() -> Args {
         pairs: 5,
         csv: None,
         only: None,
+        variants: None,
         scale_div: 1,
     };
     let mut it = std::env::args().skip(1);
@@ -158,8 +160,11 @@ fn parse_args() -> Args {
             "--pairs" => a.pairs = val("--pairs").parse().expect("--pairs N"),
             "--csv" => a.csv = Some(PathBuf::from(val("--csv"))),
             "--only" => a.only = Some(val("--only").split(',').map(str::to_string).collect()),
+            "--variants" => {
+                a.variants = Some(val("--variants").split(',').map(str::to_string).collect())
+            }
             "--scale-div" => a.scale_div = val("--scale-div").parse().expect("--scale-div D"),
-            other => panic!("unknown argument {other:?}; usage: overhead [--pairs N] [--csv FILE] [--only NAME,...] [--scale-div D]"),
+            other => panic!("unknown argument {other:?}; usage: overhead [--pairs N] [--csv FILE] [--only NAME,...] [--variants LABEL,...] [--scale-div D]"),
         }
     }
     assert!(
@@ -182,12 +187,20 @@ fn main() {
         })
         .collect();
     assert!(!workloads.is_empty(), "--only matched no workload");
+    let chosen: Vec<(String, Variant)> = variants()
+        .into_iter()
+        .filter(|(l, _)| args.variants.as_ref().is_none_or(|v| v.contains(l)))
+        .collect();
+    assert!(
+        !chosen.is_empty(),
+        "--variants matched no variant (labels: function, loop, counter K=8/12/16/20, asyncify)"
+    );
     for w in &workloads {
         let scale = (w.bench_scale / args.scale_div).max(1);
         let wasm = w.wasm();
         let plain = build(&wasm, &Policy::plain());
         let (_, reference) = run(&plain, w, scale);
-        for (label, variant) in variants() {
+        for (label, variant) in chosen.iter().cloned() {
             let (base, measured) = match &variant {
                 Variant::Transform(p) => (None, build(&wasm, p)),
                 Variant::Asyncify => {
@@ -228,7 +241,8 @@ fn main() {
     if let Some(path) = &args.csv {
         write_csv(path, &cells, args.pairs).expect("write the CSV file");
     }
-    print_tables(&cells, &workloads, args.pairs);
+    let labels: Vec<String> = chosen.into_iter().map(|(l, _)| l).collect();
+    print_tables(&cells, &workloads, &labels, args.pairs);
 }
 
 fn write_csv(path: &Path, cells: &[Cell], pairs: usize) -> std::io::Result<()> {
@@ -261,8 +275,7 @@ fn geomean(v: impl Iterator<Item = f64>) -> f64 {
     (sum / n.max(1) as f64).exp()
 }
 
-fn print_tables(cells: &[Cell], workloads: &[Workload], pairs: usize) {
-    let labels: Vec<String> = variants().into_iter().map(|(l, _)| l).collect();
+fn print_tables(cells: &[Cell], workloads: &[Workload], labels: &[String], pairs: usize) {
     let cell = |w: &str, l: &str| cells.iter().find(|c| c.workload == w && c.variant == l);
     let mut o = std::io::stdout().lock();
     let _ = writeln!(
