@@ -107,6 +107,84 @@ fn entry_policy_instruments_everything_and_exports_state() {
 }
 
 #[test]
+fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
+    let out = instrument(&wasm(), &Policy::default_counter()).expect("instrument");
+    let mut rsite = None;
+    let mut n_funcs = 0;
+    let mut bodies: Vec<Vec<wasmparser::Operator<'_>>> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
+        match payload.expect("parse") {
+            wasmparser::Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.expect("export");
+                    if e.name == "mvvm:rsite" {
+                        rsite = Some(e.index);
+                    }
+                }
+            }
+            wasmparser::Payload::FunctionSection(r) => n_funcs = r.count(),
+            wasmparser::Payload::CodeSectionEntry(b) => bodies.push(
+                b.get_operators_reader()
+                    .expect("operators")
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .expect("operator"),
+            ),
+            _ => {}
+        }
+    }
+    let rsite = rsite.expect("mvvm:rsite is exported");
+    // A dispatch is `global.get $rsite; if` (the handler also reads $rsite, for save_frame).
+    let tests_rsite = |ops: &[wasmparser::Operator<'_>]| {
+        ops.windows(2).any(|w| {
+            matches!(w[0], wasmparser::Operator::GlobalGet { global_index } if global_index == rsite)
+                && matches!(w[1], wasmparser::Operator::If { .. })
+        })
+    };
+    // leaf, looper, main, leaf_start, then the clones of looper and main.
+    assert_eq!(n_funcs, 6, "two instrumented functions, two clones");
+    assert_eq!(bodies.len(), 6);
+    // 1 import + 4 host imports: the clones are functions 9 and 10.
+    for (body, clone) in [(1usize, 9u32), (2, 10)] {
+        assert!(
+            !tests_rsite(&bodies[body]),
+            "function {body} must not contain the rewind dispatches"
+        );
+        assert!(
+            bodies[body].iter().any(
+                |o| matches!(o, wasmparser::Operator::ReturnCall { function_index } if *function_index == clone)
+            ),
+            "function {body} hands a rewind over to its clone {clone}"
+        );
+        assert!(
+            tests_rsite(&bodies[clone as usize - 5]),
+            "clone {clone} dispatches"
+        );
+    }
+    // $looper's loop header keeps both of its locals alive: two i32 slots, in globals of their own;
+    // nothing is alive after $main's call.
+    let site = |f: fn(&SiteKind) -> bool| {
+        out.info
+            .sites
+            .iter()
+            .find(|s| f(&s.kind))
+            .expect("site")
+            .frame
+            .clone()
+    };
+    let header = site(|k| matches!(k, SiteKind::LoopHeader { .. }));
+    assert_eq!(header.len(), 2, "{header:?}");
+    assert_ne!(header[0], header[1]);
+    for n in &header {
+        assert_eq!(out.info.slots[*n as usize], mvvm_aot::abi::SlotType::I32);
+    }
+    assert!(site(|k| matches!(k, SiteKind::Call { .. })).is_empty());
+    wasmparser::Validator::new_with_features(mvvm_aot::transform::supported_features())
+        .validate_all(&out.wasm)
+        .expect("instrumented module validates");
+}
+
+#[test]
 fn plain_policy_changes_no_code() {
     let out = instrument(&wasm(), &Policy::plain()).expect("plain");
     assert!(out.info.sites.is_empty());
