@@ -306,8 +306,8 @@ pub(super) fn rewrite(
     // instead, such a local would be kept alive on the normal path from the dispatch back to the
     // prologue (around every loop in between, copied on every back edge). Whatever is live at the
     // dispatch is carried (no cost: the normal path keeps it alive there anyway). Back to front,
-    // so that earlier positions stay valid.
-    // The function itself runs without the dispatches; a rewind runs its clone, which has them.
+    // so that earlier positions stay valid. The function itself runs without the dispatches (a
+    // rewind runs its clone, which has them), so its code is taken before.
     let normal_code = strip_dispatches(&body_code, &em.dispatches, ctx.rsite_global)?;
     let mut starts = std::mem::take(&mut em.tramp_starts);
     starts.sort_by_key(|t| std::cmp::Reverse(t.at));
@@ -331,9 +331,9 @@ pub(super) fn rewrite(
         body_code.splice(t.at..t.at, code);
     }
 
-    // Prologue: while rewinding, define what is live at the start from the slot globals; then
-    // `restore_frame` answers `site+1` of this function's frame (having put its slots in their
-    // globals) or of a tail call to re-issue, and the dispatches go there.
+    // The clone's prologue, while rewinding: `restore_frame` answers `site+1` of this function's
+    // frame (having put its slots in their globals) or of a tail call to re-issue; then the locals
+    // live at the start are loaded from their slot globals, and the dispatches go to the site.
     let mut prologue = vec![
         Instruction::GlobalGet(ctx.state_global),
         Instruction::I32Const(State::Rewinding as i32),
