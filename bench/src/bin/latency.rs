@@ -112,13 +112,24 @@ fn main() {
     let mut csv: Option<std::path::PathBuf> = None;
     let mut sigusr1 = true;
     let mut args = std::env::args().skip(1);
+    // A bad command line: one line and the usage, exit status 2.
+    let bad_usage = |problem: String| -> ! {
+        eprintln!("latency: {problem}\nusage: latency [--csv FILE] [--no-sigusr1] [MIB ...]");
+        std::process::exit(2)
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--csv" => csv = Some(args.next().expect("--csv FILE").into()),
+            "--csv" => match args.next() {
+                Some(f) => csv = Some(f.into()),
+                None => bad_usage("--csv needs a file".into()),
+            },
             "--no-sigusr1" => sigusr1 = false,
-            n => sizes.push(n.parse().unwrap_or_else(|_| {
-                panic!("bad argument {n:?}; usage: latency [--csv FILE] [--no-sigusr1] [MIB ...]")
-            })),
+            n => match n.parse::<u32>() {
+                Ok(m) if m >= 1 => sizes.push(m),
+                _ => bad_usage(format!(
+                    "{n:?} is neither an option nor a size in MiB (at least 1)"
+                )),
+            },
         }
     }
     if sizes.is_empty() {

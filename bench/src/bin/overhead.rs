@@ -141,7 +141,10 @@ struct Args {
     scale_div: u32,
 }
 
-fn parse_args() -> Args {
+const USAGE: &str =
+    "overhead [--pairs N] [--csv FILE] [--only NAME,...] [--variants LABEL,...] [--scale-div D]";
+
+fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         pairs: 5,
         csv: None,
@@ -150,32 +153,37 @@ fn parse_args() -> Args {
         scale_div: 1,
     };
     let mut it = std::env::args().skip(1);
+    let count = |name: &str, v: Option<String>| -> Result<u32, String> {
+        v.as_deref()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("{name} needs a whole number of at least 1"))
+    };
+    let list = |name: &str, v: Option<String>| -> Result<Vec<String>, String> {
+        v.map(|v| v.split(',').map(str::to_string).collect())
+            .ok_or_else(|| format!("{name} needs a comma-separated list"))
+    };
     while let Some(x) = it.next() {
-        let mut val = |name: &str| {
-            it.next().unwrap_or_else(|| {
-                panic!("{name} needs a value (see the doc comment of overhead.rs)")
-            })
-        };
         match x.as_str() {
-            "--pairs" => a.pairs = val("--pairs").parse().expect("--pairs N"),
-            "--csv" => a.csv = Some(PathBuf::from(val("--csv"))),
-            "--only" => a.only = Some(val("--only").split(',').map(str::to_string).collect()),
-            "--variants" => {
-                a.variants = Some(val("--variants").split(',').map(str::to_string).collect())
-            }
-            "--scale-div" => a.scale_div = val("--scale-div").parse().expect("--scale-div D"),
-            other => panic!("unknown argument {other:?}; usage: overhead [--pairs N] [--csv FILE] [--only NAME,...] [--variants LABEL,...] [--scale-div D]"),
+            "--pairs" => a.pairs = count("--pairs", it.next())? as usize,
+            "--scale-div" => a.scale_div = count("--scale-div", it.next())?,
+            "--csv" => a.csv = Some(PathBuf::from(it.next().ok_or("--csv needs a file")?)),
+            "--only" => a.only = Some(list("--only", it.next())?),
+            "--variants" => a.variants = Some(list("--variants", it.next())?),
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    assert!(
-        a.pairs >= 1 && a.scale_div >= 1,
-        "--pairs and --scale-div must be at least 1"
-    );
-    a
+    Ok(a)
+}
+
+/// Ends the tool on a bad command line: one line and the usage, exit status 2.
+fn bad_usage(problem: &str) -> ! {
+    eprintln!("overhead: {problem}\nusage: {USAGE}");
+    std::process::exit(2)
 }
 
 fn main() {
-    let args = parse_args();
+    let args = parse_args().unwrap_or_else(|e| bad_usage(&e));
     let tmp = tempfile::tempdir().expect("temporary directory");
     let mut cells: Vec<Cell> = Vec::new();
     let workloads: Vec<Workload> = bench_workloads()
@@ -186,15 +194,24 @@ fn main() {
                 .is_none_or(|o| o.iter().any(|n| n == w.name))
         })
         .collect();
-    assert!(!workloads.is_empty(), "--only matched no workload");
+    if workloads.is_empty() {
+        let names: Vec<&str> = bench_workloads().iter().map(|w| w.name).collect();
+        bad_usage(&format!(
+            "--only matched no workload (workloads: {})",
+            names.join(", ")
+        ));
+    }
     let chosen: Vec<(String, Variant)> = variants()
         .into_iter()
         .filter(|(l, _)| args.variants.as_ref().is_none_or(|v| v.contains(l)))
         .collect();
-    assert!(
-        !chosen.is_empty(),
-        "--variants matched no variant (labels: function, loop, counter K=8/12/16/20, asyncify)"
-    );
+    if chosen.is_empty() {
+        let labels: Vec<String> = variants().into_iter().map(|(l, _)| l).collect();
+        bad_usage(&format!(
+            "--variants matched no variant (variants: {})",
+            labels.join(", ")
+        ));
+    }
     for w in &workloads {
         let scale = (w.bench_scale / args.scale_div).max(1);
         let wasm = w.wasm();

@@ -211,7 +211,8 @@ fn ckpt_svg(rows: &[Latency], out: &Path) -> Result<(), Error> {
 fn main() -> Result<(), Error> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let [overhead, ckpt, outdir] = args.as_slice() else {
-        return Err("usage: plot OVERHEAD.csv CKPT.csv OUTDIR".into());
+        eprintln!("plot: expected three arguments, got {}\nusage: plot OVERHEAD.csv CKPT.csv OUTDIR (artifact/plots.sh runs it)", args.len());
+        std::process::exit(2)
     };
     std::fs::create_dir_all(outdir)?;
     overhead_svg(&read_overhead(overhead)?, &outdir.join("overhead.svg"))?;
