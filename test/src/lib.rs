@@ -86,8 +86,7 @@ pub fn all_guests() -> Vec<Guest> {
 impl Guest {
     /// The compiled module.
     pub fn wasm(&self) -> Vec<u8> {
-        let p = guests_dir().join(format!("{}.wasm", self.name));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("guest {} not built ({e})", p.display()))
+        built_module(&guests_dir(), self.name)
     }
 
     /// The stdout it must print.
@@ -127,6 +126,12 @@ impl Guest {
     }
 }
 
+/// `NAME.wasm` from `dir`, where `build.rs` put it.
+fn built_module(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let p = dir.join(format!("{name}.wasm"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{} not built ({e})", p.display()))
+}
+
 /// Where `build.rs` put the compiled benchmark workloads (`guests/bench/*.c`).
 pub fn bench_dir() -> PathBuf {
     PathBuf::from(env!("MVVM_BENCH_DIR"))
@@ -164,8 +169,7 @@ pub fn bench_workloads() -> Vec<Workload> {
 impl Workload {
     /// The compiled module.
     pub fn wasm(&self) -> Vec<u8> {
-        let p = bench_dir().join(format!("{}.wasm", self.name));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("workload {} not built ({e})", p.display()))
+        built_module(&bench_dir(), self.name)
     }
 
     /// What it prints at SCALE 1.

@@ -125,21 +125,5 @@ static const char *script =
 
 int main(int argc, char **argv) {
     long scale = bench_scale(argc, argv, "lua_bench");
-    lua_State *L = luaL_newstate();
-    if (!L) {
-        fprintf(stderr, "cannot create Lua state\n");
-        return 1;
-    }
-    luaL_openlibs(L);
-    lua_pushinteger(L, (lua_Integer)scale);
-    lua_setglobal(L, "SCALE");
-    int rc = luaL_loadstring(L, script);
-    if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, 0);
-    if (rc != LUA_OK) {
-        printf("lua error: %s\n", lua_tostring(L, -1));
-        lua_close(L);
-        return 1;
-    }
-    lua_close(L);
-    return 0;
+    return mvvm_lua_run(script, (lua_Integer)scale);
 }

@@ -120,20 +120,4 @@ static const char *script =
     "collectgarbage()\n"
     "print('lua: done')\n";
 
-int main(void) {
-    lua_State *L = luaL_newstate();
-    if (!L) {
-        fprintf(stderr, "cannot create Lua state\n");
-        return 1;
-    }
-    luaL_openlibs(L);
-    int rc = luaL_loadstring(L, script);
-    if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, 0);
-    if (rc != LUA_OK) {
-        printf("lua error: %s\n", lua_tostring(L, -1));
-        lua_close(L);
-        return 1;
-    }
-    lua_close(L);
-    return 0;
-}
+int main(void) { return mvvm_lua_run(script, -1); }
