@@ -96,7 +96,10 @@ pub fn export_slot(n: u32) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum HostFunc {
-    /// `poll(site: i32)`: a site found the countdown expired.
+    /// `poll(site_plus_countdown: i32)`: a site found the countdown expired. The argument is the
+    /// site's id plus the value of `mvvm:countdown` at the call (zero whenever a site polls); the
+    /// host subtracts the global's value. The addition keeps Cranelift from hoisting the site id,
+    /// a constant, out of the loops around the site.
     Poll = 0,
     /// `save_frame(func: i32, site_plus_one: i32)`: while unwinding, records a frame of `func`
     /// stopped at the site, whose slots the guest has just written into the slot globals.

@@ -108,6 +108,10 @@ pub fn engine_config(target: Target, opts: &EngineOptions) -> wasmtime::Result<C
     c.wasm_gc(false);
     c.wasm_function_references(false);
     c.wasm_exceptions(false);
+    // The transform marks its slow paths (poll, unwind, rewind) unlikely in a
+    // `metadata.code.branch_hint` section; Cranelift then lays them out after the hot code.
+    // Advisory only: a module without hints (the plain baseline) compiles exactly as before.
+    c.wasm_branch_hinting(true);
     c.consume_fuel(opts.fuel);
     // Function entries and loop headers check the engine's epoch; the runtime bumps it only when a
     // doorbell (SIGUSR1, --after) rings, so that sites which only poll when the countdown is spent

@@ -25,10 +25,13 @@ struct Cli {
     /// A site at every loop header, checked on every iteration.
     #[arg(long)]
     enable_loop_checkpoint: bool,
-    /// A site at every loop header that polls the runtime every 2^K iterations (cheap; the default).
+    /// A site at every loop header (cheap; the default). A loop without calls counts its
+    /// iterations in a register and re-reads the runtime's countdown every 2^K of them; a loop
+    /// with calls tests that countdown on every iteration. Either way it stops promptly when asked.
     #[arg(long)]
     enable_counter_loop_checkpoint: bool,
-    /// K for the counter-loop policy: poll every 2^K loop iterations (0..=30).
+    /// K for the counter-loop policy: loops without calls re-read the countdown every 2^K
+    /// iterations (0..=30).
     #[arg(long, value_name = "K", default_value_t = 16, value_parser = clap::value_parser!(u8).range(0..=30))]
     threshold_bits: u8,
     /// Do not instrument: the uninstrumented baseline with the same exports and engine settings.

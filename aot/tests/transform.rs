@@ -49,7 +49,10 @@ fn only_functions_that_reach_a_site_are_instrumented() {
         "calls an import and a function that may unwind"
     );
     let kinds: Vec<&SiteKind> = out.info.sites.iter().map(|s| &s.kind).collect();
-    assert!(kinds.contains(&&SiteKind::LoopHeader { counted: true }));
+    assert!(
+        kinds.contains(&&SiteKind::LoopHeader { counted: false }),
+        "$looper's loop calls $leaf: it tests the shared countdown"
+    );
     assert!(kinds
         .iter()
         .any(|k| matches!(k, SiteKind::Import { func: 0 })));
@@ -182,6 +185,191 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
     wasmparser::Validator::new_with_features(mvvm_aot::transform::supported_features())
         .validate_all(&out.wasm)
         .expect("instrumented module validates");
+}
+
+/// Under the counter policy a loop without calls counts down in a local of its own, set from the
+/// shared countdown on entry; a loop with a call tests the shared countdown. A poll passes its site
+/// plus the countdown, so that the site id is not a constant.
+#[test]
+fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_global() {
+    let w = wat::parse_str(
+        r#"(module
+  (func $leaf (param i32) (result i32) local.get 0 i32.const 1 i32.add)
+  (func $f (export "_start") (local i32 i32)
+    (loop $calls local.get 0 call $leaf local.tee 0 i32.const 9 i32.lt_s br_if $calls)
+    (loop $a (loop $b local.get 1 i32.const 1 i32.add local.tee 1 i32.const 5 i32.lt_s br_if $b)
+      local.get 0 i32.const 1 i32.add local.tee 0 i32.const 20 i32.lt_s br_if $a)))"#,
+    )
+    .expect("wat");
+    let out = instrument(&w, &Policy::default_counter()).expect("instrument");
+    let kinds: Vec<&SiteKind> = out.info.sites.iter().map(|s| &s.kind).collect();
+    // ($leaf cannot unwind, so its call is no site.)
+    assert_eq!(
+        kinds,
+        [
+            &SiteKind::LoopHeader { counted: false },
+            &SiteKind::LoopHeader { counted: true },
+            &SiteKind::LoopHeader { counted: true },
+        ]
+    );
+    let mut countdown = None;
+    let mut bodies: Vec<Vec<wasmparser::Operator<'_>>> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
+        match payload.expect("parse") {
+            wasmparser::Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.expect("export");
+                    if e.name == "mvvm:countdown" {
+                        countdown = Some(e.index);
+                    }
+                }
+            }
+            wasmparser::Payload::CodeSectionEntry(b) => bodies.push(
+                b.get_operators_reader()
+                    .expect("operators")
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .expect("operator"),
+            ),
+            _ => {}
+        }
+    }
+    let countdown = countdown.expect("mvvm:countdown is exported");
+    use wasmparser::Operator as O;
+    let f = &bodies[1];
+    // Each counted loop sets its own local from the countdown right before it.
+    let inits: Vec<u32> = f
+        .windows(3)
+        .filter_map(|w| match w {
+            [O::GlobalGet { global_index }, O::LocalSet { local_index }, O::Loop { .. }]
+                if *global_index == countdown =>
+            {
+                Some(*local_index)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inits.len(), 2, "one countdown local per counted loop");
+    assert_ne!(inits[0], inits[1]);
+    // Every poll passes `site + countdown`; none passes a bare constant.
+    let polls: Vec<usize> = f
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, O::Call { function_index: 0 }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(polls.len(), 3, "three loop headers poll");
+    for i in polls {
+        assert!(
+            matches!(
+                &f[i - 3..i],
+                [O::GlobalGet { global_index }, O::I32Const { .. }, O::I32Add]
+                    if *global_index == countdown
+            ),
+            "{:?}",
+            &f[i - 3..i]
+        );
+    }
+}
+
+/// The transform's slow paths carry branch hints (`metadata.code.branch_hint`), each on an `if` or
+/// `br_if` of the function it names; the input's own hints are dropped.
+#[test]
+fn instrumentation_branches_carry_branch_hints() {
+    let out = instrument(&wasm(), &Policy::default_counter()).expect("instrument");
+    let mut hints: Vec<(u32, Vec<(u32, bool)>)> = Vec::new();
+    let mut bodies: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut imported = 0;
+    let mut sections = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
+        match payload.expect("parse") {
+            wasmparser::Payload::ImportSection(r) => {
+                for i in r.into_imports() {
+                    if matches!(i.expect("import").ty, wasmparser::TypeRef::Func(_)) {
+                        imported += 1;
+                    }
+                }
+            }
+            wasmparser::Payload::CustomSection(c) => {
+                if let wasmparser::KnownCustom::BranchHints(r) = c.as_known() {
+                    sections += 1;
+                    for f in r {
+                        let f = f.expect("function hints");
+                        let h = f
+                            .hints
+                            .into_iter()
+                            .map(|h| {
+                                let h = h.expect("hint");
+                                (h.func_offset, h.taken)
+                            })
+                            .collect();
+                        hints.push((f.func, h));
+                    }
+                }
+            }
+            wasmparser::Payload::CodeSectionEntry(b) => {
+                let r = b.get_binary_reader();
+                let start = r.original_position();
+                let index = imported + bodies.len() as u32;
+                bodies.push((index, out.wasm[start..b.range().end].to_vec()));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(sections, 1);
+    // $looper and $main, and their two clones.
+    assert_eq!(hints.len(), 4, "{hints:?}");
+    let mut taken = 0;
+    for (func, hs) in &hints {
+        let (_, body) = bodies
+            .iter()
+            .find(|(i, _)| i == func)
+            .unwrap_or_else(|| panic!("hint for function {func}, which has no body"));
+        for (offset, t) in hs {
+            // 0x04 `if`, 0x0d `br_if`.
+            let op = body[*offset as usize];
+            assert!(op == 0x04 || op == 0x0d, "hint at a 0x{op:02x} in {func}");
+            // The taken ones are the countdown tests, which skip the poll.
+            if *t {
+                assert_eq!(op, 0x0d);
+                taken += 1;
+            }
+        }
+        assert!(!hs.is_empty());
+    }
+    assert!(taken > 0, "the countdown tests are hinted taken");
+
+    // A module with hints of its own loses them: their offsets name the code before rewriting.
+    let mut module = wasm_encoder::Module::new();
+    let mut ty = wasm_encoder::TypeSection::new();
+    ty.ty().function([], []);
+    module.section(&ty);
+    let mut fs = wasm_encoder::FunctionSection::new();
+    fs.function(0);
+    module.section(&fs);
+    let mut own = wasm_encoder::BranchHints::new();
+    own.function_hints(
+        0,
+        [wasm_encoder::BranchHint {
+            branch_func_offset: 3,
+            branch_hint_value: 1,
+        }],
+    );
+    module.section(&own);
+    let mut code = wasm_encoder::CodeSection::new();
+    let mut body = wasm_encoder::Function::new([]);
+    body.instructions()
+        .i32_const(1)
+        .if_(wasm_encoder::BlockType::Empty)
+        .end()
+        .end();
+    code.function(&body);
+    module.section(&code);
+    let out = instrument(&module.finish(), &Policy::plain()).expect("plain");
+    assert!(!out
+        .wasm
+        .windows(25)
+        .any(|w| w == b"metadata.code.branch_hint"));
 }
 
 #[test]

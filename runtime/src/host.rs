@@ -444,7 +444,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
         HostFunc::Poll.name(),
-        |mut c: Caller<'_, HostState>, site: i32| -> wasmtime::Result<()> {
+        |mut c: Caller<'_, HostState>, arg: i32| -> wasmtime::Result<()> {
+            // The guest passes `site + mvvm:countdown` (see `HostFunc::Poll`).
+            let countdown = global(&mut c, abi::EXPORT_COUNTDOWN)?.get(&mut c);
+            let Some(countdown) = countdown.i32() else {
+                wasmtime::bail!("guest countdown global holds {countdown:?}");
+            };
+            let site = arg.wrapping_sub(countdown);
             match guest_state(&mut c)? {
                 State::Rewinding => {
                     // The innermost frame is back at its site: the rewind is complete.

@@ -132,7 +132,7 @@ pub(super) fn rewrite(
     ids: FuncIds,
     body: &FunctionBody<'_>,
     mut validator: FuncValidator<ValidatorResources>,
-) -> Result<(wasm_encoder::Function, wasm_encoder::Function), TransformError> {
+) -> Result<(Rewritten, Rewritten), TransformError> {
     let FuncIds {
         func,
         clone: clone_index,
@@ -157,7 +157,8 @@ pub(super) fn rewrite(
         labels: vec![Label::Orig],
         locals,
         cidx: None,
-        counter: None,
+        loop_counters: HashMap::new(),
+        counters: Vec::new(),
         scratch: HashMap::new(),
         spill: HashMap::new(),
         spill_used: HashMap::new(),
@@ -176,7 +177,7 @@ pub(super) fn rewrite(
     // Liveness without the rewind dispatches (each trampoline defines what it would otherwise
     // carry, below). What each site's frame holds: the locals the code after the site can still
     // read, plus the saved table index of an indirect call (its rewind trampoline reads it). Not
-    // `$cnt` (a rewind zeroes it). Sites with equal sets share one handler.
+    // the countdown locals (a rewind zeroes them). Sites with equal sets share one handler.
     let mut wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
     let dispatches: HashMap<usize, ()> = em.dispatches.iter().map(|i| (*i, ())).collect();
     wanted.extend(dispatches.keys().map(|i| (*i, ())));
@@ -191,7 +192,7 @@ pub(super) fn rewrite(
             .get(&u.if_at)
             .ok_or(TransformError::Internal("no live set at an unwind check"))?
             .iter()
-            .filter(|l| Some(*l) != em.counter)
+            .filter(|l| !em.counters.contains(l))
             .collect();
         if u.indirect {
             let c = em
@@ -262,14 +263,14 @@ pub(super) fn rewrite(
             .ok_or(TransformError::Internal("unwind check of an unknown site"))?
             .frame = frame;
     }
-    // Code that defines `set`: from the slot globals, or placeholders (`$cnt` must be zero
+    // Code that defines `set`: from the slot globals, or placeholders (countdowns must be zero
     // while rewinding; a local no frame holds is dead wherever a rewind lands).
     let define =
         |set: &mut dyn Iterator<Item = u32>| -> Result<Vec<Instruction<'_>>, TransformError> {
             let mut code = Vec::new();
             for l in set {
                 match slot_of.get(&l) {
-                    Some(g) if Some(l) != em.counter => code.push(Instruction::GlobalGet(*g)),
+                    Some(g) if !em.counters.contains(&l) => code.push(Instruction::GlobalGet(*g)),
                     _ => code.push(dummy(em.locals[l as usize])?),
                 }
                 code.push(Instruction::LocalSet(l));
@@ -372,17 +373,78 @@ pub(super) fn rewrite(
             _ => groups.push((1, et)),
         }
     }
+    let marks = HintMarks {
+        state: ctx.state_global,
+        rsite: ctx.rsite_global,
+        countdown: ctx.countdown_global,
+        counters: &em.counters,
+    };
     let assemble = |parts: [&[Instruction<'_>]; 3]| {
-        let mut f = wasm_encoder::Function::new(groups.clone());
-        for i in parts.into_iter().flatten() {
-            f.instruction(i);
+        let code: Vec<&Instruction<'_>> = parts.into_iter().flatten().collect();
+        let mut func = wasm_encoder::Function::new(groups.clone());
+        let mut hints = Vec::new();
+        for (i, ins) in code.iter().enumerate() {
+            if let Some(taken) = marks.hint(&code[..i], ins) {
+                hints.push(wasm_encoder::BranchHint {
+                    branch_func_offset: func.byte_len() as u32,
+                    branch_hint_value: u32::from(taken),
+                });
+            }
+            func.instruction(ins);
         }
-        f
+        Rewritten { func, hints }
     };
     Ok((
         assemble([&normal_prologue, &normal_code, &handler]),
         assemble([&prologue, &body_code, &handler]),
     ))
+}
+
+/// A rewritten function body and the branch hints for its instrumentation branches.
+pub(super) struct Rewritten {
+    /// The body.
+    pub(super) func: wasm_encoder::Function,
+    /// Hints (`metadata.code.branch_hint`), by ascending offset from the start of the body.
+    pub(super) hints: Vec<wasm_encoder::BranchHint>,
+}
+
+/// Recognises the branches the transform adds, by the synthetic globals and local they test
+/// (the original code cannot name them), so that each can carry a branch hint: the countdown
+/// tests of a poll are taken (the poll is skipped) and the state and rewind tests are not. Wasmtime
+/// then lays the slow paths out of line, after the function's hot code.
+struct HintMarks<'e> {
+    state: u32,
+    rsite: u32,
+    countdown: u32,
+    counters: &'e [u32],
+}
+
+impl HintMarks<'_> {
+    /// The hint for `ins`, preceded by `before`: `Some(true)` likely taken, `Some(false)` unlikely.
+    fn hint(&self, before: &[&Instruction<'_>], ins: &Instruction<'_>) -> Option<bool> {
+        use Instruction as I;
+        let tail = |n: usize| before.len().checked_sub(n).map(|k| &before[k..]);
+        match ins {
+            // `global.get $state; if` (unwind check) and `global.get $rsite; if` (dispatch).
+            I::If(_) => match (tail(1)?, tail(3)) {
+                ([I::GlobalGet(g)], _) if *g == self.state || *g == self.rsite => Some(false),
+                // `global.get $state; i32.const 2; i32.eq; if` (prologue).
+                (_, Some([I::GlobalGet(g), I::I32Const(_), I::I32Eq])) if *g == self.state => {
+                    Some(false)
+                }
+                _ => None,
+            },
+            // `local.tee $cnt_L | global.get $countdown; i32.const 0; i32.gt_s; br_if $skip`.
+            I::BrIf(_) => match tail(3)? {
+                [I::LocalTee(l), I::I32Const(0), I::I32GtS] if self.counters.contains(l) => {
+                    Some(true)
+                }
+                [I::GlobalGet(g), I::I32Const(0), I::I32GtS] if *g == self.countdown => Some(true),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// `code` without its rewind dispatches (`global.get $rsite; if … end`, `dispatches` holding the
@@ -487,6 +549,63 @@ fn split_below(stack: Vec<ValType>, operands: usize) -> Option<Vec<ValType>> {
     Some(stack[..n].to_vec())
 }
 
+/// `poll(site + mvvm:countdown)`, the call a poll site makes once its countdown has run out.
+///
+/// The countdown is zero whenever a poll is reached (that is what sent the site there), and the
+/// host subtracts the value it reads from the global, so the argument names the site. Adding it
+/// keeps the argument from being a constant: Cranelift hoists constants out of loops, and a site
+/// constant hoisted out of every inner loop of an interpreter's dispatch loop is a register, or a
+/// stack slot, held across all of it.
+fn poll_call(ctx: &ModCtx, site: u32) -> [Instruction<'static>; 4] {
+    [
+        Instruction::GlobalGet(ctx.countdown_global),
+        Instruction::I32Const(site as i32),
+        Instruction::I32Add,
+        Instruction::Call(ctx.host(HostFunc::Poll)),
+    ]
+}
+
+/// For each `loop` of a body, in order: whether the loop contains a call (of any kind).
+///
+/// Under the counter-loop policy, a loop without calls counts its iterations in a local of its own,
+/// which stays in a register. A loop with calls tests the shared countdown instead: a counter
+/// would have to survive every call in it (a callee-saved register taken from the loop, or a
+/// stack slot written on every iteration), which costs more than one load of the global.
+fn loops_that_call(body: &FunctionBody<'_>) -> Result<Vec<bool>, TransformError> {
+    let mut calls: Vec<bool> = Vec::new();
+    // The loop ordinal of every open construct (`None` for blocks and ifs).
+    let mut open: Vec<Option<usize>> = Vec::new();
+    for op in body.get_operators_reader()? {
+        match op? {
+            Operator::Loop { .. } => {
+                open.push(Some(calls.len()));
+                calls.push(false);
+            }
+            Operator::Block { .. } | Operator::If { .. } => open.push(None),
+            Operator::End => {
+                open.pop();
+            }
+            Operator::Call { .. }
+            | Operator::CallIndirect { .. }
+            | Operator::ReturnCall { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::CallRef { .. }
+            | Operator::ReturnCallRef { .. } => {
+                for l in open.iter().flatten() {
+                    calls[*l] = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(calls)
+}
+
+/// Whether the loop header with ordinal `ordinal` counts its iterations (see [`loops_that_call`]).
+fn loop_counted(policy: &super::Policy, calling: &[bool], ordinal: usize) -> bool {
+    policy.counter_loop && !calling.get(ordinal).copied().unwrap_or(true)
+}
+
 /// Parses the body into a tree of constructs, validating as it goes and recording, at each resume
 /// point, the operand types the validator knows there.
 fn build_tree<'a>(
@@ -505,6 +624,8 @@ fn build_tree<'a>(
         });
         (sites.len() - 1) as u32
     };
+    let calling = loops_that_call(body)?;
+    let mut loop_ordinal = 0usize;
     let mut stack: Vec<Open<'a>> = Vec::new();
     let mut cur: Vec<Node<'a>> = Vec::new();
     if policy.function_entry {
@@ -540,8 +661,10 @@ fn build_tree<'a>(
                     else_lo: None,
                     then_body: None,
                 };
+                let ordinal = loop_ordinal;
+                loop_ordinal += usize::from(is_loop);
                 if is_loop && !open.dead && (policy.loop_header || policy.counter_loop) {
-                    let counted = policy.counter_loop;
+                    let counted = loop_counted(policy, &calling, ordinal);
                     let site = new_site(sites, SiteKind::LoopHeader { counted });
                     open.body.push(Node::Poll(PollNode {
                         site,
@@ -700,8 +823,11 @@ struct Emitter<'c, 'b, 'a> {
     labels: Vec<Label>,
     locals: Vec<ValType>,
     cidx: Option<u32>,
-    /// The loop countdown of this activation (counted loop headers), created on first use.
-    counter: Option<u32>,
+    /// The countdown local of each counted loop header, by site: set from the shared countdown
+    /// when the loop is entered, so it is live only inside its loop.
+    loop_counters: HashMap<u32, u32>,
+    /// Every countdown local (none is part of a frame: a rewind leaves them at zero).
+    counters: Vec<u32>,
     /// Short-lived locals (never live across a resume point), by type and ordinal.
     scratch: HashMap<(ValType, usize), u32>,
     /// Locals holding values live across a resume point, by type and nesting ordinal.
@@ -880,6 +1006,20 @@ impl<'a> Emitter<'_, '_, 'a> {
                 Instruction::Block(re.block_type(*blockty).map_err(TransformError::reencode)?)
             }
             Operator::Loop { blockty } => {
+                if let Some(Node::Poll(p)) = c.body.first().filter(|_| c.resumes()) {
+                    if p.counted {
+                        // The loop's own countdown starts from the shared one on every entry, so
+                        // it is dead outside the loop (no register held across the rest of the
+                        // function) and the host's zero still reaches the first iteration.
+                        let l = self.new_local(ValType::I32);
+                        self.loop_counters.insert(p.site, l);
+                        self.counters.push(l);
+                        self.out.extend([
+                            Instruction::GlobalGet(self.ctx.countdown_global),
+                            Instruction::LocalSet(l),
+                        ]);
+                    }
+                }
                 Instruction::Loop(re.block_type(*blockty).map_err(TransformError::reencode)?)
             }
             Operator::If { blockty } => {
@@ -1082,10 +1222,12 @@ impl<'a> Emitter<'_, '_, 'a> {
                     let skip =
                         skip_pos[k].ok_or(TransformError::Internal("poll without skip block"))?;
                     let cnt = self.ctx.countdown_global;
-                    // Fast path. Counted: the activation's own countdown, in a register. Uncounted:
+                    // Fast path. Counted: the loop's own countdown, in a register. Uncounted:
                     // the shared countdown, which the host zeroes to make every site poll.
+                    let counter = self.loop_counters.get(&p.site).copied();
                     if p.counted {
-                        let c = self.counter();
+                        let c = counter
+                            .ok_or(TransformError::Internal("counted poll outside its loop"))?;
                         self.out.extend([
                             Instruction::LocalGet(c),
                             Instruction::I32Const(1),
@@ -1108,9 +1250,10 @@ impl<'a> Emitter<'_, '_, 'a> {
                         }
                     }
                     if p.counted {
-                        // Reload the activation's countdown from the shared one: 2^K normally,
+                        // Reload the loop's countdown from the shared one: 2^K normally,
                         // zero while a trigger traces every site or the doorbell has rung.
-                        let c = self.counter();
+                        let c = counter
+                            .ok_or(TransformError::Internal("counted poll outside its loop"))?;
                         self.out.extend([
                             Instruction::GlobalGet(cnt),
                             Instruction::LocalTee(c),
@@ -1120,10 +1263,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                         ]);
                     }
                     self.close(e_pos[k]);
-                    self.out.extend([
-                        Instruction::I32Const(p.site as i32),
-                        Instruction::Call(self.ctx.host(HostFunc::Poll)),
-                    ]);
+                    self.out.extend(poll_call(self.ctx, p.site));
                     self.unwind_check(p.site, false);
                     self.close(skip);
                     self.reload(spilled, &[]);
@@ -1238,17 +1378,6 @@ impl<'a> Emitter<'_, '_, 'a> {
             None => {
                 let l = self.new_local(ValType::I32);
                 self.cidx = Some(l);
-                l
-            }
-        }
-    }
-
-    fn counter(&mut self) -> u32 {
-        match self.counter {
-            Some(l) => l,
-            None => {
-                let l = self.new_local(ValType::I32);
-                self.counter = Some(l);
                 l
             }
         }
@@ -1406,19 +1535,25 @@ pub(super) fn add_polls(
         groups.push((count, re.val_type(t).map_err(TransformError::reencode)?));
         n_locals += count;
     }
-    let counter = n_locals;
-    groups.push((1, wasm_encoder::ValType::I32));
-    let mut f = wasm_encoder::Function::new(groups);
+    // One countdown local per counted loop, as in `rewrite`.
     let policy = &ctx.policy;
-    let mut poll = |f: &mut wasm_encoder::Function, kind: SiteKind| {
-        let counted = matches!(kind, SiteKind::LoopHeader { counted: true });
+    let calling = loops_that_call(body)?;
+    let n_counted = (0..calling.len())
+        .filter(|o| loop_counted(policy, &calling, *o))
+        .count() as u32;
+    if n_counted > 0 {
+        groups.push((n_counted, wasm_encoder::ValType::I32));
+    }
+    let mut next_counter = n_locals;
+    let mut f = wasm_encoder::Function::new(groups);
+    let mut poll = |f: &mut wasm_encoder::Function, kind: SiteKind, counter: Option<u32>| {
         sites.push(SiteInfo {
             func,
             kind,
             frame: Vec::new(),
         });
-        let site = (sites.len() - 1) as i32;
-        if counted {
+        let site = (sites.len() - 1) as u32;
+        if let Some(counter) = counter {
             f.instructions()
                 .local_get(counter)
                 .i32_const(1)
@@ -1435,17 +1570,19 @@ pub(super) fn add_polls(
         f.instructions()
             .i32_const(0)
             .i32_le_s()
-            .if_(EBlockType::Empty)
-            .i32_const(site)
-            .call(ctx.host(HostFunc::Poll))
-            .end();
-        if counted {
+            .if_(EBlockType::Empty);
+        for i in poll_call(ctx, site) {
+            f.instruction(&i);
+        }
+        f.instructions().end();
+        if counter.is_some() {
             f.instructions().end();
         }
     };
     if policy.function_entry {
-        poll(&mut f, SiteKind::Entry);
+        poll(&mut f, SiteKind::Entry, None);
     }
+    let mut loop_ordinal = 0usize;
     let mut ops = body.get_operators_reader()?;
     while !ops.eof() {
         let offset = ops.original_position();
@@ -1458,14 +1595,26 @@ pub(super) fn add_polls(
                     SiteKind::Import {
                         func: function_index,
                     },
+                    None,
                 );
             }
         }
         let is_loop = matches!(op, Operator::Loop { .. });
+        let polled = is_loop && (policy.loop_header || policy.counter_loop);
+        let counter = (polled && loop_counted(policy, &calling, loop_ordinal)).then(|| {
+            next_counter += 1;
+            next_counter - 1
+        });
+        loop_ordinal += usize::from(is_loop);
+        if let Some(c) = counter {
+            f.instructions()
+                .global_get(ctx.countdown_global)
+                .local_set(c);
+        }
         f.instruction(&re.instruction(op).map_err(TransformError::reencode)?);
-        if is_loop && (policy.loop_header || policy.counter_loop) {
-            let counted = policy.counter_loop;
-            poll(&mut f, SiteKind::LoopHeader { counted });
+        if polled {
+            let counted = counter.is_some();
+            poll(&mut f, SiteKind::LoopHeader { counted }, counter);
         }
     }
     Ok(f)

@@ -21,6 +21,9 @@ use wasmparser::{
     ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
+/// Name of the branch-hinting proposal's custom section.
+const BRANCH_HINT_SECTION: &str = "metadata.code.branch_hint";
+
 /// Where checkpoint sites go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -716,7 +719,10 @@ pub fn instrument_as(
     // Rewind clones of the instrumented functions (original index, body), appended after every
     // defined function: the clone has the rewind dispatches, the function itself does not.
     let n_defined = bodies.len() as u32;
-    let mut clones: Vec<(u32, wasm_encoder::Function)> = Vec::new();
+    let mut clones: Vec<(u32, body::Rewritten)> = Vec::new();
+    // Branch hints of the instrumentation's own branches, by final function index (ascending:
+    // the functions, then the clones, in order).
+    let mut hints = wasm_encoder::BranchHints::new();
     for (i, (fv, body)) in bodies.into_iter().enumerate() {
         let f = imported_funcs + i as u32;
         if ctx.may_unwind[f as usize] {
@@ -737,7 +743,10 @@ pub fn instrument_as(
                         v,
                     )?;
                     clones.push((f, clone));
-                    func
+                    if !func.hints.is_empty() {
+                        hints.function_hints(f + added, func.hints);
+                    }
+                    func.func
                 }
                 Mode::PollsOnly => body::add_polls(&ctx, &mut sites, f, &body, v)?,
             };
@@ -748,8 +757,12 @@ pub fn instrument_as(
                 .map_err(TransformError::reencode)?;
         }
     }
-    for (_, c) in &clones {
-        code.function(c);
+    for (k, (_, c)) in clones.iter().enumerate() {
+        code.function(&c.func);
+        if !c.hints.is_empty() {
+            let index = imported_funcs + added + n_defined + k as u32;
+            hints.function_hints(index, c.hints.iter().copied());
+        }
     }
 
     // Pass 4: reassemble.
@@ -991,6 +1004,10 @@ pub fn instrument_as(
                 module.section(&wasm_encoder::DataCountSection { count: *count });
             }
             Payload::CodeSectionStart { .. } => {
+                // The branch-hinting proposal places the hints before the code they describe.
+                if !hints.is_empty() {
+                    module.section(&hints);
+                }
                 module.section(&code);
             }
             Payload::DataSection(r) => {
@@ -999,6 +1016,8 @@ pub fn instrument_as(
                     .map_err(TransformError::reencode)?;
                 module.section(&s);
             }
+            // The input's own branch hints name offsets of the code before rewriting.
+            Payload::CustomSection(c) if c.name() == BRANCH_HINT_SECTION => {}
             Payload::CustomSection(_) => customs.push(p),
             _ => {}
         }
