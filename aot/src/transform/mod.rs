@@ -423,10 +423,11 @@ struct Scan {
 pub enum Mode {
     /// Make them able to unwind into the host and rewind: what `mvvm-aot` builds.
     Checkpoint,
-    /// Only add the policy's poll sites, with the same countdown code, calling the same `mvvm.poll`,
-    /// and nothing that could unwind. Such a module cannot be checkpointed; it is what a generic
-    /// unwinder (Binaryen's Asyncify, in `bench/`) is measured on, so that both pay for the same
-    /// sites.
+    /// Only add the policy's poll sites, calling the same `mvvm.poll`, and nothing that could
+    /// unwind. Such a module cannot be checkpointed; it is what a generic unwinder (Binaryen's
+    /// Asyncify, in `bench/`) is measured on, so that both pay for the same sites. The countdown
+    /// code is the one Asyncify runs fastest with: one countdown per activation for every loop
+    /// header, and the site id as a constant (see `body::add_polls`).
     PollsOnly,
 }
 
