@@ -45,6 +45,11 @@ struct Cli {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     opt_level: u8,
     /// Also write the instrumented module as plain wasm to this path (for inspection).
+    ///
+    /// It carries a `metadata.code.branch_hint` section. wabt 1.0.32 (Debian 12's wasm2wat)
+    /// refuses that section in large modules ("invalid function index N, only M bytes left"):
+    /// it checks the function index as if it were a count. Its default, without
+    /// `--enable-code-metadata` (which `--enable-all` turns on), reads the module fine.
     #[arg(long, value_name = "FILE")]
     emit_wasm: Option<PathBuf>,
     /// Output `.aot` file.
