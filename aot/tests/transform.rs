@@ -25,6 +25,34 @@ fn wasm() -> Vec<u8> {
     wat::parse_str(MODULE).expect("wat")
 }
 
+/// The index of export `name` (which must exist) and the operators of every function body.
+fn export_and_bodies<'a>(wasm: &'a [u8], name: &str) -> (u32, Vec<Vec<wasmparser::Operator<'a>>>) {
+    let mut index = None;
+    let mut bodies = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.expect("parse") {
+            wasmparser::Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.expect("export");
+                    if e.name == name {
+                        index = Some(e.index);
+                    }
+                }
+            }
+            wasmparser::Payload::CodeSectionEntry(b) => bodies.push(
+                b.get_operators_reader()
+                    .expect("operators")
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .expect("operator"),
+            ),
+            _ => {}
+        }
+    }
+    let index = index.unwrap_or_else(|| panic!("{name} is exported"));
+    (index, bodies)
+}
+
 #[test]
 fn only_functions_that_reach_a_site_are_instrumented() {
     let out = instrument(&wasm(), &Policy::default_counter()).expect("instrument");
@@ -112,31 +140,7 @@ fn entry_policy_instruments_everything_and_exports_state() {
 #[test]
 fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
     let out = instrument(&wasm(), &Policy::default_counter()).expect("instrument");
-    let mut rsite = None;
-    let mut n_funcs = 0;
-    let mut bodies: Vec<Vec<wasmparser::Operator<'_>>> = Vec::new();
-    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
-        match payload.expect("parse") {
-            wasmparser::Payload::ExportSection(r) => {
-                for e in r {
-                    let e = e.expect("export");
-                    if e.name == "mvvm:rsite" {
-                        rsite = Some(e.index);
-                    }
-                }
-            }
-            wasmparser::Payload::FunctionSection(r) => n_funcs = r.count(),
-            wasmparser::Payload::CodeSectionEntry(b) => bodies.push(
-                b.get_operators_reader()
-                    .expect("operators")
-                    .into_iter()
-                    .collect::<Result<_, _>>()
-                    .expect("operator"),
-            ),
-            _ => {}
-        }
-    }
-    let rsite = rsite.expect("mvvm:rsite is exported");
+    let (rsite, bodies) = export_and_bodies(&out.wasm, "mvvm:rsite");
     // A dispatch is `global.get $rsite; if` (the handler also reads $rsite, for save_frame).
     let tests_rsite = |ops: &[wasmparser::Operator<'_>]| {
         ops.windows(2).any(|w| {
@@ -145,8 +149,7 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
         })
     };
     // leaf, looper, main, leaf_start, then the clones of looper and main.
-    assert_eq!(n_funcs, 6, "two instrumented functions, two clones");
-    assert_eq!(bodies.len(), 6);
+    assert_eq!(bodies.len(), 6, "two instrumented functions, two clones");
     // 1 import + 4 host imports: the clones are functions 9 and 10.
     for (body, clone) in [(1usize, 9u32), (2, 10)] {
         assert!(
@@ -212,29 +215,7 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_global
             &SiteKind::LoopHeader { counted: true },
         ]
     );
-    let mut countdown = None;
-    let mut bodies: Vec<Vec<wasmparser::Operator<'_>>> = Vec::new();
-    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
-        match payload.expect("parse") {
-            wasmparser::Payload::ExportSection(r) => {
-                for e in r {
-                    let e = e.expect("export");
-                    if e.name == "mvvm:countdown" {
-                        countdown = Some(e.index);
-                    }
-                }
-            }
-            wasmparser::Payload::CodeSectionEntry(b) => bodies.push(
-                b.get_operators_reader()
-                    .expect("operators")
-                    .into_iter()
-                    .collect::<Result<_, _>>()
-                    .expect("operator"),
-            ),
-            _ => {}
-        }
-    }
-    let countdown = countdown.expect("mvvm:countdown is exported");
+    let (countdown, bodies) = export_and_bodies(&out.wasm, "mvvm:countdown");
     use wasmparser::Operator as O;
     let f = &bodies[1];
     // Each counted loop sets its own local from the countdown right before it.
