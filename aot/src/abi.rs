@@ -13,8 +13,18 @@ pub const RESERVED_PREFIX: &str = "mvvm:";
 
 /// Export name of the i32 global holding the [`State`].
 pub const EXPORT_STATE: &str = "mvvm:state";
-/// Export name of the i32 countdown global: sites poll the host when it is `<= 0`.
+/// Export name of the countdown: sites poll the host when it is `<= 0`.
+///
+/// In a checkpointable module ([`Mode::Checkpoint`](crate::transform::Mode::Checkpoint)) it is a
+/// memory of exactly one page, holding the countdown as a little-endian `i32` at
+/// [`COUNTDOWN_OFFSET`]. The guest only loads it; the host stores it, from any thread: a doorbell
+/// rung while the guest runs zeroes it there, and the next site polls. (A global cannot be written
+/// from outside the thread running the guest.) In a [`Mode::PollsOnly`](crate::transform::Mode)
+/// module, which is only ever benchmarked, it is a mutable `i32` global, which Binaryen 108's
+/// Asyncify can read (it knows a single memory).
 pub const EXPORT_COUNTDOWN: &str = "mvvm:countdown";
+/// Byte offset of the countdown in the `mvvm:countdown` memory.
+pub const COUNTDOWN_OFFSET: u64 = 0;
 /// Export name of the module's start function, which the transform removes from the start section so
 /// that a restore never runs it twice.
 pub const EXPORT_START: &str = "mvvm:start";
@@ -97,8 +107,8 @@ pub fn export_slot(n: u32) -> String {
 #[repr(u32)]
 pub enum HostFunc {
     /// `poll(site_plus_countdown: i32)`: a site found the countdown expired. The argument is the
-    /// site's id plus the value of `mvvm:countdown` at the call (zero whenever a site polls); the
-    /// host subtracts the global's value. The addition keeps Cranelift from hoisting the site id,
+    /// site's id plus the value of [`EXPORT_COUNTDOWN`] at the call (zero whenever a site polls);
+    /// the host subtracts the countdown's value. The addition keeps Cranelift from hoisting the site id,
     /// a constant, out of the loops around the site.
     Poll = 0,
     /// `save_frame(func: i32, site_plus_one: i32)`: while unwinding, records a frame of `func`

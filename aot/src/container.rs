@@ -11,7 +11,7 @@ use std::path::Path;
 /// First eight bytes of every `.aot` file.
 pub const MAGIC: [u8; 8] = *b"MVVMAOT\0";
 /// The container version this build writes and reads.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// One precompiled artifact.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -192,9 +192,10 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
 
 /// Under the counter policy a loop without calls counts down in a local of its own, set from the
 /// shared countdown on entry; a loop with a call tests the shared countdown. A poll passes its site
-/// plus the countdown, so that the site id is not a constant.
+/// plus the countdown, so that the site id is not a constant. The shared countdown is the word at
+/// offset 0 of a one-page memory of its own (so that the runtime can zero it from any thread).
 #[test]
-fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_global() {
+fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared_countdown() {
     let w = wat::parse_str(
         r#"(module
   (func $leaf (param i32) (result i32) local.get 0 i32.const 1 i32.add)
@@ -216,15 +217,42 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_global
         ]
     );
     let (countdown, bodies) = export_and_bodies(&out.wasm, "mvvm:countdown");
+    // The countdown memory: the one memory of this module, exported as such, never growing.
+    let mut memories = Vec::new();
+    let mut kind = None;
+    for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
+        match payload.expect("parse") {
+            wasmparser::Payload::MemorySection(r) => {
+                memories.extend(r.into_iter().map(|m| m.expect("memory")))
+            }
+            wasmparser::Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.expect("export");
+                    if e.name == "mvvm:countdown" {
+                        kind = Some(e.kind);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(kind, Some(wasmparser::ExternalKind::Memory));
+    assert_eq!(countdown, 0);
+    assert_eq!(
+        (memories.len(), memories[0].initial, memories[0].maximum),
+        (1, 1, Some(1))
+    );
     use wasmparser::Operator as O;
+    let reads = |w: &[O<'_>]| {
+        matches!(w, [O::I32Const { value: 0 }, O::I32Load { memarg }]
+            if memarg.memory == countdown && memarg.offset == 0)
+    };
     let f = &bodies[1];
     // Each counted loop sets its own local from the countdown right before it.
     let inits: Vec<u32> = f
-        .windows(3)
+        .windows(4)
         .filter_map(|w| match w {
-            [O::GlobalGet { global_index }, O::LocalSet { local_index }, O::Loop { .. }]
-                if *global_index == countdown =>
-            {
+            [_, _, O::LocalSet { local_index }, O::Loop { .. }] if reads(&w[..2]) => {
                 Some(*local_index)
             }
             _ => None,
@@ -242,15 +270,20 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_global
     assert_eq!(polls.len(), 3, "three loop headers poll");
     for i in polls {
         assert!(
-            matches!(
-                &f[i - 3..i],
-                [O::GlobalGet { global_index }, O::I32Const { .. }, O::I32Add]
-                    if *global_index == countdown
-            ),
+            reads(&f[i - 4..i - 2]) && matches!(&f[i - 2..i], [O::I32Const { .. }, O::I32Add]),
             "{:?}",
-            &f[i - 3..i]
+            &f[i - 4..i]
         );
     }
+    // The loop with a call tests the countdown itself (hinted taken: skip the poll).
+    assert!(
+        f.windows(5).any(|w| reads(&w[..2])
+            && matches!(
+                &w[2..],
+                [O::I32Const { value: 0 }, O::I32GtS, O::BrIf { .. }]
+            )),
+        "no test of the shared countdown"
+    );
 }
 
 /// The transform's slow paths carry branch hints (`metadata.code.branch_hint`), each on an `if` or
@@ -264,6 +297,9 @@ fn instrumentation_branches_carry_branch_hints() {
     let mut bodies: Vec<(u32, Vec<(u32, bool)>)> = Vec::new();
     let mut imported = 0;
     let mut sections = 0;
+    // (function, offset) of every `br_if` that tests the shared countdown.
+    let mut shared_tests: Vec<(u32, u32)> = Vec::new();
+    let (countdown, _) = export_and_bodies(&out.wasm, "mvvm:countdown");
     for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
         match payload.expect("parse") {
             wasmparser::Payload::ImportSection(r) => {
@@ -293,18 +329,37 @@ fn instrumentation_branches_carry_branch_hints() {
             wasmparser::Payload::CodeSectionEntry(b) => {
                 let start = b.get_binary_reader().original_position();
                 let index = imported + bodies.len() as u32;
-                let branches = b
+                let ops: Vec<(wasmparser::Operator<'_>, usize)> = b
                     .get_operators_reader()
                     .expect("operators")
                     .into_iter_with_offsets()
-                    .filter_map(|o| match o.expect("operator") {
-                        (wasmparser::Operator::If { .. }, at) => Some(((at - start) as u32, false)),
-                        (wasmparser::Operator::BrIf { .. }, at) => {
-                            Some(((at - start) as u32, true))
+                    .collect::<Result<_, _>>()
+                    .expect("operator");
+                let mut branches = Vec::new();
+                for (k, (op, at)) in ops.iter().enumerate() {
+                    let at = (at - start) as u32;
+                    match op {
+                        wasmparser::Operator::If { .. } => branches.push((at, false)),
+                        wasmparser::Operator::BrIf { .. } => {
+                            branches.push((at, true));
+                            // `i32.load $countdown; i32.const 0; i32.gt_s; br_if`: a test of
+                            // the shared countdown.
+                            if k >= 3
+                                && matches!(
+                                    [&ops[k - 3].0, &ops[k - 2].0, &ops[k - 1].0],
+                                    [
+                                        wasmparser::Operator::I32Load { memarg },
+                                        wasmparser::Operator::I32Const { value: 0 },
+                                        wasmparser::Operator::I32GtS
+                                    ] if memarg.memory == countdown
+                                )
+                            {
+                                shared_tests.push((index, at));
+                            }
                         }
-                        _ => None,
-                    })
-                    .collect();
+                        _ => {}
+                    }
+                }
                 bodies.push((index, branches));
             }
             _ => {}
@@ -332,6 +387,15 @@ fn instrumentation_branches_carry_branch_hints() {
         assert!(!hs.is_empty());
     }
     assert!(taken > 0, "the countdown tests are hinted taken");
+    assert!(!shared_tests.is_empty());
+    for (func, at) in &shared_tests {
+        assert!(
+            hints
+                .iter()
+                .any(|(f, hs)| f == func && hs.contains(&(*at, true))),
+            "the test of the shared countdown at {at} in function {func} is not hinted taken"
+        );
+    }
 
     // A module with hints of its own loses them: their offsets name the code before rewriting.
     let mut module = wasm_encoder::Module::new();

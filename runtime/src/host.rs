@@ -4,12 +4,12 @@
 //! slots from the frame slot globals; while it rewinds, `restore_frame` hands them back outermost
 //! first, writing the slots into those globals. `poll` is where triggers fire.
 
+use crate::doorbell::{Attachment, CountdownCell, Doorbell};
 use mvvm_aot::abi::{self, HostFunc, SlotType, State};
 use mvvm_aot::transform::{ModuleInfo, SiteKind};
 use mvvm_checkpoint::{Frame, FuncMap, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wasmtime::{Caller, Extern, Linker, Val, V128};
+use wasmtime::{AsContextMut, Caller, Extern, Linker, Val, V128};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// When a run stops to take a checkpoint.
@@ -43,7 +43,7 @@ pub struct CkptState {
     trigger: Trigger,
     polls: u64,
     entries: u64,
-    doorbell: Arc<AtomicBool>,
+    doorbell: Doorbell,
     /// Frames saved while unwinding, innermost first.
     pub unwound: Vec<Frame>,
     /// Frames still to be restored; the outermost is last.
@@ -61,8 +61,11 @@ pub struct CkptState {
     period: Option<Trigger>,
     /// When the last checkpoint was requested (the poll that fired).
     pub fired_at: Option<std::time::Instant>,
-    /// The instance's countdown global (zeroed by the epoch callback when the doorbell rings).
-    pub countdown_global: Option<wasmtime::Global>,
+    /// The instance's countdown (see [`Countdown`]).
+    countdown: Option<Countdown>,
+    /// Lets the doorbell zero the countdown while the guest runs; dropped with the store's data,
+    /// before the memory it points into.
+    attachment: Option<Attachment>,
     /// The instance's state global.
     pub state_global: Option<wasmtime::Global>,
     /// The instance's frame slot globals, `mvvm:slot:N` at index N.
@@ -71,7 +74,7 @@ pub struct CkptState {
 
 impl CkptState {
     /// New bookkeeping for a module.
-    pub fn new(info: Arc<ModuleInfo>, trigger: Trigger, doorbell: Arc<AtomicBool>) -> CkptState {
+    pub fn new(info: Arc<ModuleInfo>, trigger: Trigger, doorbell: Doorbell) -> CkptState {
         CkptState {
             reset: info.policy.countdown_reset(),
             info,
@@ -88,7 +91,8 @@ impl CkptState {
             suspended: false,
             period: None,
             fired_at: None,
-            countdown_global: None,
+            countdown: None,
+            attachment: None,
             state_global: None,
             slot_globals: Vec::new(),
         }
@@ -102,7 +106,16 @@ impl CkptState {
 
     /// Whether the doorbell has been rung and not yet answered.
     pub fn doorbell_rung(&self) -> bool {
-        self.doorbell.load(Ordering::Acquire)
+        self.doorbell.is_rung()
+    }
+
+    /// Installs the instance's countdown (after instantiation); a countdown in memory is attached
+    /// to the doorbell, which can then zero it while the guest runs.
+    pub(crate) fn set_countdown_location(&mut self, countdown: Countdown) {
+        if let Countdown::Cell(cell) = countdown {
+            self.attachment = Some(self.doorbell.attach(cell));
+        }
+        self.countdown = Some(countdown);
     }
 
     /// Trigger progress, to be saved in an image.
@@ -243,7 +256,7 @@ impl CkptState {
                 hit && self.entries == *nth
             }
         };
-        let rung = self.doorbell.swap(false, Ordering::AcqRel);
+        let rung = self.doorbell.answer();
         if fired {
             self.trigger = match &self.period {
                 Some(Trigger::Poll(n)) => Trigger::Poll(self.polls + n),
@@ -258,6 +271,83 @@ impl CkptState {
             self.fired_at = Some(std::time::Instant::now());
         }
         fired || rung
+    }
+}
+
+/// Where the guest keeps its countdown (see [`abi::EXPORT_COUNTDOWN`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Countdown {
+    /// The `mvvm:countdown` memory of a checkpointable module.
+    Cell(CountdownCell),
+    /// The `mvvm:countdown` global of a module instrumented for benchmarks only
+    /// ([`Mode::PollsOnly`](mvvm_aot::transform::Mode::PollsOnly)): a doorbell rung while such a
+    /// module runs is answered at the next poll its countdown brings.
+    Global(wasmtime::Global),
+}
+
+impl Countdown {
+    /// The countdown `instance` exports, if it exports one mvvm can use.
+    pub(crate) fn of(
+        mut store: impl AsContextMut,
+        instance: &wasmtime::Instance,
+    ) -> Option<Countdown> {
+        match instance.get_export(&mut store, abi::EXPORT_COUNTDOWN)? {
+            Extern::Memory(m) => {
+                CountdownCell::new(&store, &m, abi::COUNTDOWN_OFFSET).map(Countdown::Cell)
+            }
+            Extern::Global(g) => Some(Countdown::Global(g)),
+            _ => None,
+        }
+    }
+}
+
+fn countdown_of(store: &impl wasmtime::AsContext<Data = HostState>) -> wasmtime::Result<Countdown> {
+    store
+        .as_context()
+        .data()
+        .ckpt
+        .countdown
+        .ok_or_else(|| wasmtime::format_err!("instrumented module lacks {}", abi::EXPORT_COUNTDOWN))
+}
+
+/// Reads the guest's countdown.
+pub(crate) fn get_countdown(
+    mut store: impl AsContextMut<Data = HostState>,
+) -> wasmtime::Result<i32> {
+    match countdown_of(&store)? {
+        Countdown::Cell(c) => Ok(c.get()),
+        Countdown::Global(g) => {
+            let v = g.get(&mut store);
+            v.i32()
+                .ok_or_else(|| wasmtime::format_err!("guest countdown global holds {v:?}"))
+        }
+    }
+}
+
+/// Sets the guest's countdown to `v`, unless the doorbell is ringing: then to zero, so that a
+/// ring that came while the host was busy still reaches the next site.
+pub(crate) fn set_countdown(
+    mut store: impl AsContextMut<Data = HostState>,
+    v: i32,
+) -> wasmtime::Result<()> {
+    match countdown_of(&store)? {
+        Countdown::Cell(c) => {
+            c.set(v);
+            // A ring between the host's last look at the flag and the store above would have
+            // its zero overwritten: look again now that the value is in place.
+            if store.as_context().data().ckpt.doorbell_rung() {
+                c.set(0);
+            }
+            Ok(())
+        }
+        Countdown::Global(g) => {
+            let v = if store.as_context().data().ckpt.doorbell_rung() {
+                0
+            } else {
+                v
+            };
+            g.set(&mut store, Val::I32(v))
+        }
     }
 }
 
@@ -276,7 +366,6 @@ fn global(caller: &mut Caller<'_, HostState>, name: &str) -> wasmtime::Result<wa
     let ck = &caller.data().ckpt;
     let cached = match name {
         abi::EXPORT_STATE => ck.state_global,
-        abi::EXPORT_COUNTDOWN => ck.countdown_global,
         _ => None,
     };
     if let Some(g) = cached {
@@ -446,11 +535,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         HostFunc::Poll.name(),
         |mut c: Caller<'_, HostState>, arg: i32| -> wasmtime::Result<()> {
             // The guest passes `site + mvvm:countdown` (see `HostFunc::Poll`).
-            let countdown = global(&mut c, abi::EXPORT_COUNTDOWN)?.get(&mut c);
-            let Some(countdown) = countdown.i32() else {
-                wasmtime::bail!("guest countdown global holds {countdown:?}");
-            };
-            let site = arg.wrapping_sub(countdown);
+            let site = arg.wrapping_sub(get_countdown(&mut c)?);
             match guest_state(&mut c)? {
                 State::Rewinding => {
                     // The innermost frame is back at its site: the rewind is complete.
@@ -468,13 +553,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                         t.set(&mut c, i, old)?;
                     }
                     set_i32(&mut c, abi::EXPORT_STATE, State::Normal as i32)?;
-                    set_i32(&mut c, abi::EXPORT_COUNTDOWN, cd)?;
+                    set_countdown(&mut c, cd)?;
                 }
                 State::Normal => {
                     let ck = &mut c.data_mut().ckpt;
                     let fire = !ck.suspended && ck.fires(site as u32);
                     let cd = c.data().ckpt.countdown();
-                    set_i32(&mut c, abi::EXPORT_COUNTDOWN, cd)?;
+                    set_countdown(&mut c, cd)?;
                     if fire {
                         spdlog::debug!("checkpoint requested at site {site}");
                         c.data_mut().ckpt.unwound.clear();

@@ -277,7 +277,7 @@ fn checkpoint(a: CheckpointArgs) -> Result<i32> {
         .output
         .clone()
         .unwrap_or_else(|| default_image(&a.run.program.target));
-    let bell = program.doorbell(&cfg);
+    let bell = cfg.doorbell.clone();
     bell.ring_on_signal(signal_hook::consts::SIGUSR1)
         .context("cannot listen for SIGUSR1")?;
     if let Some(d) = a.after {

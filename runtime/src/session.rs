@@ -1,17 +1,15 @@
 //! Running a program: fresh runs, checkpoints taken in memory, and resumption from a snapshot.
 
 use crate::doorbell::Doorbell;
-use crate::host::{self, CkptState, HostState, Trigger};
+use crate::host::{self, set_countdown, CkptState, Countdown, HostState, Trigger};
 use crate::program::Program;
 use crate::wasi_state::{restore_dirs, FdShadow};
 use crate::{wasi, RuntimeError};
 use mvvm_aot::abi::{self, State};
 use mvvm_checkpoint::{capture, FuncMap, Snapshot};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::{Instance, Linker, Store, UpdateDeadline, Val};
+use wasmtime::{Instance, Linker, Store, Val};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -64,10 +62,9 @@ pub struct RunConfig {
     pub stderr: Output,
     /// The export to run.
     pub entry: String,
-    /// Raised to checkpoint at the next site poll. Raised before the run, it is answered at the
-    /// first site; while the program runs, ring it through [`Program::doorbell`], which also makes
-    /// the guest look (sites poll the host only when the engine's epoch callback asks them to).
-    pub doorbell: Arc<AtomicBool>,
+    /// Rung, the run checkpoints at its next site: at the first, if rung before the run starts.
+    /// Ring a clone of it from any thread (or from a signal: [`Doorbell::ring_on_signal`]).
+    pub doorbell: Doorbell,
     /// Fuel limit (only for engines built with fuel).
     pub fuel: Option<u64>,
 }
@@ -81,7 +78,7 @@ impl Default for RunConfig {
             stdout: Output::Inherit,
             stderr: Output::Inherit,
             entry: "_start".into(),
-            doorbell: Arc::new(AtomicBool::new(false)),
+            doorbell: Doorbell::new(),
             fuel: None,
         }
     }
@@ -149,17 +146,6 @@ impl Program {
             fds: FdShadow::new(&cfg.argv, &cfg.env, &cfg.dirs),
         };
         let mut store = Store::new(&self.engine, state);
-        // The engine's epoch only moves when a doorbell rings (see `Doorbell`): zero the countdown
-        // then, so that the next site of any kind polls and answers it.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            if ctx.data().ckpt.doorbell_rung() {
-                if let Some(g) = ctx.data().ckpt.countdown_global {
-                    g.set(&mut ctx, Val::I32(0))?;
-                }
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
         if let Some(f) = cfg.fuel {
             store.set_fuel(f).map_err(RuntimeError::Engine)?;
         }
@@ -172,15 +158,13 @@ impl Program {
         let funcs = FuncMap::new(&mut store, &instance);
         store.data_mut().ckpt.set_funcs(funcs);
         if self.info.policy.instrument {
-            let g = instance
-                .get_global(&mut store, abi::EXPORT_COUNTDOWN)
-                .ok_or_else(|| {
-                    RuntimeError::Input(format!(
-                        "the module lacks {}; build it with mvvm-aot",
-                        abi::EXPORT_COUNTDOWN
-                    ))
-                })?;
-            store.data_mut().ckpt.countdown_global = Some(g);
+            let countdown = Countdown::of(&mut store, &instance).ok_or_else(|| {
+                RuntimeError::Input(format!(
+                    "the module lacks a usable {} (a one-page memory); build it with this mvvm-aot",
+                    abi::EXPORT_COUNTDOWN
+                ))
+            })?;
+            store.data_mut().ckpt.set_countdown_location(countdown);
             store.data_mut().ckpt.state_global = instance.get_global(&mut store, abi::EXPORT_STATE);
             let mut slot_globals = Vec::with_capacity(self.info.slots.len());
             for n in 0..self.info.slots.len() as u32 {
@@ -192,20 +176,10 @@ impl Program {
             }
             store.data_mut().ckpt.slot_globals = slot_globals;
             // A doorbell rung before the run is answered at the first site.
-            let ck = &store.data().ckpt;
-            let cd = if ck.doorbell_rung() {
-                0
-            } else {
-                ck.countdown()
-            };
-            set_global(&mut store, &instance, abi::EXPORT_COUNTDOWN, cd)?;
+            let cd = store.data().ckpt.countdown();
+            set_countdown(&mut store, cd).map_err(RuntimeError::Engine)?;
         }
         Ok((store, instance))
-    }
-
-    /// A doorbell for runs of this program with `cfg`: ringing it checkpoints at the next site.
-    pub fn doorbell(&self, cfg: &RunConfig) -> Doorbell {
-        Doorbell::new(cfg.doorbell.clone(), self.engine.clone())
     }
 
     /// Runs the program from the start until it exits or a trigger checkpoints it.
@@ -388,7 +362,7 @@ fn arm_rewind(
     frames: Vec<mvvm_checkpoint::Frame>,
 ) -> Result<(), RuntimeError> {
     store.data_mut().ckpt.set_rewind(frames);
-    set_global(store, instance, abi::EXPORT_COUNTDOWN, 0)?;
+    set_countdown(&mut *store, 0).map_err(RuntimeError::Engine)?;
     set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)
 }
 

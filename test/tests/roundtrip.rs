@@ -228,7 +228,6 @@ fn rewind_through_a_table_the_callee_changed() {
 /// 2^K loop iterations), and the checkpoint it takes resumes like any other.
 #[test]
 fn the_doorbell_checkpoints_at_the_next_poll() {
-    use std::sync::atomic::Ordering;
     let guest = all_guests()
         .into_iter()
         .find(|g| g.name == "loops")
@@ -240,19 +239,79 @@ fn the_doorbell_checkpoints_at_the_next_poll() {
     let native = program(&guest.wasm(), &policy, Isa::Native);
     let pulley = program(&guest.wasm(), &policy, Isa::Pulley64);
     let (cfg, out, _) = guest.config(None);
-    cfg.doorbell.store(true, Ordering::Release);
+    cfg.doorbell.ring();
     let run = native.run(&cfg, Trigger::None).expect("run");
     assert_eq!(run.polls, 1, "the bell is answered at the first poll");
     let Outcome::Checkpointed(snap) = run.outcome else {
         panic!("the doorbell took no checkpoint")
     };
-    assert!(
-        !cfg.doorbell.load(Ordering::Acquire),
-        "the bell is consumed"
-    );
+    assert!(!cfg.doorbell.is_rung(), "the bell is consumed");
     let resumed = pulley.resume(&cfg, &snap, Trigger::None).expect("resume");
     assert!(matches!(resumed.outcome, Outcome::Exited(0)));
     assert_eq!(contents(&out), guest.expected());
+}
+
+/// A loop whose body calls a function: its header is uncounted, and its function (a call with no
+/// site of its own) never reaches the host unless the countdown is zero.
+const CALLING_LOOP: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func $step (param i32) (result i32) (i32.add (local.get 0) (i32.const 3)))
+  (func (export "_start")
+    (local $i i64) (local $x i32)
+    (loop $l
+      (local.set $x (call $step (local.get $x)))
+      (br_if $l (i64.lt_u (local.tee $i (i64.add (local.get $i) (i64.const 1)))
+                          (i64.const 4000000000))))
+    (i32.store (i32.const 0) (local.get $x))))
+"#;
+
+/// A doorbell rung from another thread while the guest runs stops it at its next site: the ring
+/// zeroes the countdown in the guest's memory itself (no engine epoch is involved), so even a loop
+/// that only tests the countdown, never counting, sees it. Without that the loop runs its four
+/// billion iterations to the end, and the run exits instead of checkpointing.
+#[test]
+fn a_doorbell_rung_while_the_guest_runs_stops_a_loop_with_calls() {
+    use mvvm_aot::transform::SiteKind;
+    let wasm = mvvm_aot::transform::parse_input(CALLING_LOOP.as_bytes()).expect("wat");
+    let p = program(&wasm, &mvvm_aot::Policy::default_counter(), Isa::Native);
+    let loops: Vec<&SiteKind> = p
+        .info
+        .sites
+        .iter()
+        .map(|s| &s.kind)
+        .filter(|k| matches!(k, SiteKind::LoopHeader { .. }))
+        .collect();
+    assert_eq!(loops, [&SiteKind::LoopHeader { counted: false }]);
+    let cfg = mvvm_runtime::RunConfig::default();
+    let bell = cfg.doorbell.clone();
+    let ringer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        bell.ring();
+    });
+    let run = p.run(&cfg, Trigger::None).expect("run");
+    ringer.join().expect("ringer");
+    let Outcome::Checkpointed(snap) = run.outcome else {
+        panic!("the ring did not stop the loop: {:?}", run.outcome)
+    };
+    assert_eq!(run.polls, 1, "only the ring made a site poll");
+    assert!(!cfg.doorbell.is_rung(), "the bell is consumed");
+    let [frame] = snap.frames.as_slice() else {
+        panic!("one frame expected, got {:?}", snap.frames)
+    };
+    assert_eq!(p.info.sites[frame.site as usize].kind, *loops[0]);
+    let i = frame
+        .slots
+        .iter()
+        .find_map(|v| match v {
+            mvvm_checkpoint::Value::I64(i) => Some(*i),
+            _ => None,
+        })
+        .expect("the loop counter is in the frame");
+    assert!(
+        i > 0 && i < 4_000_000_000,
+        "stopped mid-way, at iteration {i}"
+    );
 }
 
 /// A damaged frame (a site outside its function, or more slots than the function has) is refused

@@ -376,7 +376,7 @@ pub(super) fn rewrite(
     let marks = HintMarks {
         state: ctx.state_global,
         rsite: ctx.rsite_global,
-        countdown: ctx.countdown_global,
+        countdown: ctx.countdown,
         counters: &em.counters,
     };
     let assemble = |parts: [&[Instruction<'_>]; 3]| {
@@ -415,7 +415,7 @@ pub(super) struct Rewritten {
 struct HintMarks<'e> {
     state: u32,
     rsite: u32,
-    countdown: u32,
+    countdown: super::Countdown,
     counters: &'e [u32],
 }
 
@@ -434,12 +434,12 @@ impl HintMarks<'_> {
                 }
                 _ => None,
             },
-            // `local.tee $cnt_L | global.get $countdown; i32.const 0; i32.gt_s; br_if $skip`.
+            // `local.tee $cnt_L | (read the countdown); i32.const 0; i32.gt_s; br_if $skip`.
             I::BrIf(_) => match tail(3)? {
                 [I::LocalTee(l), I::I32Const(0), I::I32GtS] if self.counters.contains(l) => {
                     Some(true)
                 }
-                [I::GlobalGet(g), I::I32Const(0), I::I32GtS] if *g == self.countdown => Some(true),
+                [read, I::I32Const(0), I::I32GtS] if self.countdown.read_by(read) => Some(true),
                 _ => None,
             },
             _ => None,
@@ -552,17 +552,18 @@ fn split_below(stack: Vec<ValType>, operands: usize) -> Option<Vec<ValType>> {
 /// `poll(site + mvvm:countdown)`, the call a poll site makes once its countdown has run out.
 ///
 /// The countdown is zero whenever a poll is reached (that is what sent the site there), and the
-/// host subtracts the value it reads from the global, so the argument names the site. Adding it
+/// host subtracts the value it reads from the countdown, so the argument names the site. Adding it
 /// keeps the argument from being a constant: Cranelift hoists constants out of loops, and a site
 /// constant hoisted out of every inner loop of an interpreter's dispatch loop is a register, or a
 /// stack slot, held across all of it.
-fn poll_call(ctx: &ModCtx, site: u32) -> [Instruction<'static>; 4] {
-    [
-        Instruction::GlobalGet(ctx.countdown_global),
+fn poll_call(ctx: &ModCtx, site: u32) -> Vec<Instruction<'static>> {
+    let mut code = ctx.countdown_get();
+    code.extend([
         Instruction::I32Const(site as i32),
         Instruction::I32Add,
         Instruction::Call(ctx.host(HostFunc::Poll)),
-    ]
+    ]);
+    code
 }
 
 /// For each `loop` of a body, in order: whether the loop contains a call (of any kind).
@@ -570,7 +571,7 @@ fn poll_call(ctx: &ModCtx, site: u32) -> [Instruction<'static>; 4] {
 /// Under the counter-loop policy, a loop without calls counts its iterations in a local of its own,
 /// which stays in a register. A loop with calls tests the shared countdown instead: a counter
 /// would have to survive every call in it (a callee-saved register taken from the loop, or a
-/// stack slot written on every iteration), which costs more than one load of the global.
+/// stack slot written on every iteration), which costs more than one load of the countdown.
 fn loops_that_call(body: &FunctionBody<'_>) -> Result<Vec<bool>, TransformError> {
     let mut calls: Vec<bool> = Vec::new();
     // The loop ordinal of every open construct (`None` for blocks and ifs).
@@ -1014,10 +1015,8 @@ impl<'a> Emitter<'_, '_, 'a> {
                         let l = self.new_local(ValType::I32);
                         self.loop_counters.insert(p.site, l);
                         self.counters.push(l);
-                        self.out.extend([
-                            Instruction::GlobalGet(self.ctx.countdown_global),
-                            Instruction::LocalSet(l),
-                        ]);
+                        self.out.extend(self.ctx.countdown_get());
+                        self.out.push(Instruction::LocalSet(l));
                     }
                 }
                 Instruction::Loop(re.block_type(*blockty).map_err(TransformError::reencode)?)
@@ -1221,7 +1220,6 @@ impl<'a> Emitter<'_, '_, 'a> {
                     let spilled = self.spill(&p.stack, &[]);
                     let skip =
                         skip_pos[k].ok_or(TransformError::Internal("poll without skip block"))?;
-                    let cnt = self.ctx.countdown_global;
                     // Fast path. Counted: the loop's own countdown, in a register. Uncounted:
                     // the shared countdown, which the host zeroes to make every site poll.
                     let counter = self.loop_counters.get(&p.site).copied();
@@ -1235,7 +1233,7 @@ impl<'a> Emitter<'_, '_, 'a> {
                             Instruction::LocalTee(c),
                         ]);
                     } else {
-                        self.out.push(Instruction::GlobalGet(cnt));
+                        self.out.extend(self.ctx.countdown_get());
                     }
                     self.out.extend([
                         Instruction::I32Const(0),
@@ -1254,8 +1252,8 @@ impl<'a> Emitter<'_, '_, 'a> {
                         // zero while a trigger traces every site or the doorbell has rung.
                         let c = counter
                             .ok_or(TransformError::Internal("counted poll outside its loop"))?;
+                        self.out.extend(self.ctx.countdown_get());
                         self.out.extend([
-                            Instruction::GlobalGet(cnt),
                             Instruction::LocalTee(c),
                             Instruction::I32Const(0),
                             Instruction::I32GtS,
@@ -1563,11 +1561,15 @@ pub(super) fn add_polls(
                 .local_tee(counter)
                 .i32_const(0)
                 .i32_le_s()
-                .if_(EBlockType::Empty)
-                .global_get(ctx.countdown_global)
-                .local_tee(counter);
+                .if_(EBlockType::Empty);
+            for i in ctx.countdown_get() {
+                f.instruction(&i);
+            }
+            f.instructions().local_tee(counter);
         } else {
-            f.instructions().global_get(ctx.countdown_global);
+            for i in ctx.countdown_get() {
+                f.instruction(&i);
+            }
         }
         f.instructions()
             .i32_const(0)

@@ -327,9 +327,47 @@ pub(crate) struct ModCtx {
     type_unwind: Vec<bool>,
     canonical: Vec<u32>,
     state_global: u32,
-    countdown_global: u32,
+    countdown: Countdown,
     rsite_global: u32,
     shift: Shift,
+}
+
+/// Where an instrumented module keeps its countdown (see [`abi::EXPORT_COUNTDOWN`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Countdown {
+    /// A one-page memory of that index, which the host may write from any thread.
+    Memory(u32),
+    /// A mutable global of that index ([`Mode::PollsOnly`]).
+    Global(u32),
+}
+
+impl Countdown {
+    /// The instructions that push the countdown's current value.
+    fn get(self) -> Vec<wasm_encoder::Instruction<'static>> {
+        use wasm_encoder::Instruction as I;
+        match self {
+            Countdown::Memory(m) => vec![
+                I::I32Const(0),
+                I::I32Load(wasm_encoder::MemArg {
+                    offset: abi::COUNTDOWN_OFFSET,
+                    align: 2,
+                    memory_index: m,
+                }),
+            ],
+            Countdown::Global(g) => vec![I::GlobalGet(g)],
+        }
+    }
+
+    /// Whether `ins` is the last instruction of [`Countdown::get`] (the original code cannot
+    /// name the countdown, so this recognises the transform's own reads).
+    fn read_by(self, ins: &wasm_encoder::Instruction<'_>) -> bool {
+        use wasm_encoder::Instruction as I;
+        match (self, ins) {
+            (Countdown::Memory(m), I::I32Load(a)) => a.memory_index == m,
+            (Countdown::Global(g), I::GlobalGet(h)) => *h == g,
+            _ => false,
+        }
+    }
 }
 
 impl ModCtx {
@@ -339,6 +377,10 @@ impl ModCtx {
     /// Index of frame slot global 0 (`mvvm:slot:0`).
     fn slot_base(&self) -> u32 {
         self.rsite_global + 1
+    }
+    /// The instructions that push the countdown's current value.
+    fn countdown_get(&self) -> Vec<wasm_encoder::Instruction<'static>> {
+        self.countdown.get()
     }
     fn reencoder(&self) -> Shift {
         self.shift
@@ -687,8 +729,13 @@ pub fn instrument_as(
         type_unwind,
         canonical,
         state_global: n_globals,
-        countdown_global: n_globals + 1,
-        rsite_global: n_globals + 2,
+        // Checkpointable modules keep the countdown in a memory of their own, appended after
+        // the module's memories, so that a doorbell can zero it from another thread.
+        countdown: match mode {
+            Mode::Checkpoint => Countdown::Memory(n_memories),
+            Mode::PollsOnly => Countdown::Global(n_globals + 1),
+        },
+        rsite_global: n_globals + 1 + u32::from(mode == Mode::PollsOnly),
         shift: Shift {
             imported_funcs,
             added,
@@ -770,8 +817,9 @@ pub fn instrument_as(
     let mut module = wasm_encoder::Module::new();
     let mut re = ctx.reencoder();
     let mut customs: Vec<&Payload<'_>> = Vec::new();
-    // Which of the sections the transform extends were written: types, imports, globals, exports.
-    let mut wrote = [false; 4];
+    // Which of the sections the transform extends were written: types, imports, globals, exports,
+    // memories.
+    let mut wrote = [false; 5];
 
     let emit_types = |module: &mut wasm_encoder::Module,
                       base: Option<&wasmparser::TypeSectionReader<'_>>,
@@ -810,6 +858,32 @@ pub fn instrument_as(
         module.section(&s);
         Ok(())
     };
+    let emit_memories = |module: &mut wasm_encoder::Module,
+                         base: Option<&wasmparser::MemorySectionReader<'_>>|
+     -> Result<(), TransformError> {
+        let mut s = wasm_encoder::MemorySection::new();
+        if let Some(r) = base {
+            ctx.reencoder()
+                .parse_memory_section(&mut s, r.clone())
+                .map_err(TransformError::reencode)?;
+        }
+        if policy.instrument {
+            if let Countdown::Memory(_) = ctx.countdown {
+                // The countdown's page: it never grows, so the host's pointer into it stays valid.
+                s.memory(wasm_encoder::MemoryType {
+                    minimum: 1,
+                    maximum: Some(1),
+                    memory64: false,
+                    shared: false,
+                    page_size_log2: None,
+                });
+            }
+        }
+        if !s.is_empty() {
+            module.section(&s);
+        }
+        Ok(())
+    };
     let emit_globals = |module: &mut wasm_encoder::Module,
                         base: Option<&wasmparser::GlobalSectionReader<'_>>|
      -> Result<(), TransformError> {
@@ -826,10 +900,12 @@ pub fn instrument_as(
                 shared: false,
             };
             s.global(g, &wasm_encoder::ConstExpr::i32_const(State::Normal as i32));
-            s.global(
-                g,
-                &wasm_encoder::ConstExpr::i32_const(policy.countdown_reset()),
-            );
+            if let Countdown::Global(_) = ctx.countdown {
+                s.global(
+                    g,
+                    &wasm_encoder::ConstExpr::i32_const(policy.countdown_reset()),
+                );
+            }
             s.global(g, &wasm_encoder::ConstExpr::i32_const(0)); // mvvm:rsite
             for t in &slots.types {
                 let (val_type, init) = slot_global(*t);
@@ -862,11 +938,11 @@ pub fn instrument_as(
                 wasm_encoder::ExportKind::Global,
                 ctx.state_global,
             );
-            s.export(
-                abi::EXPORT_COUNTDOWN,
-                wasm_encoder::ExportKind::Global,
-                ctx.countdown_global,
-            );
+            let (kind, index) = match ctx.countdown {
+                Countdown::Memory(m) => (wasm_encoder::ExportKind::Memory, m),
+                Countdown::Global(g) => (wasm_encoder::ExportKind::Global, g),
+            };
+            s.export(abi::EXPORT_COUNTDOWN, kind, index);
             s.export(
                 abi::EXPORT_RSITE,
                 wasm_encoder::ExportKind::Global,
@@ -931,7 +1007,7 @@ pub fn instrument_as(
     };
     let fill_missing = |module: &mut wasm_encoder::Module,
                         upto: u8,
-                        wrote: &mut [bool; 4]|
+                        wrote: &mut [bool; 5]|
      -> Result<(), TransformError> {
         if upto > 1 && !wrote[0] {
             emit_types(module, None, &block_types)?;
@@ -940,6 +1016,10 @@ pub fn instrument_as(
         if upto > 2 && !wrote[1] {
             emit_imports(module, None)?;
             wrote[1] = true;
+        }
+        if upto > 5 && !wrote[4] {
+            emit_memories(module, None)?;
+            wrote[4] = true;
         }
         if upto > 6 && !wrote[2] {
             emit_globals(module, None)?;
@@ -990,10 +1070,8 @@ pub fn instrument_as(
                 module.section(&s);
             }
             Payload::MemorySection(r) => {
-                let mut s = wasm_encoder::MemorySection::new();
-                re.parse_memory_section(&mut s, r.clone())
-                    .map_err(TransformError::reencode)?;
-                module.section(&s);
+                emit_memories(&mut module, Some(r))?;
+                wrote[4] = true;
             }
             Payload::ElementSection(r) => {
                 let mut s = wasm_encoder::ElementSection::new();

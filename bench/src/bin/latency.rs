@@ -77,7 +77,7 @@ fn sigusr1_latency() {
         stdout: Output::Capture(MemoryOutputPipe::new(1 << 20)),
         ..RunConfig::default()
     };
-    p.doorbell(&cfg)
+    cfg.doorbell
         .ring_on_signal(signal_hook::consts::SIGUSR1)
         .expect("SIGUSR1");
     let mut lat = Vec::new();
