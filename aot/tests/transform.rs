@@ -192,7 +192,8 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
 
 /// Under the counter policy a loop without calls counts down in a local of its own, set from the
 /// shared countdown on entry; a loop with a call tests the shared countdown. A poll passes its site
-/// plus the countdown, so that the site id is not a constant. The shared countdown is the word at
+/// plus the countdown, so that the site id is not a constant; a counted loop's poll keeps no local
+/// live across its host call. The shared countdown is the word at
 /// offset 0 of a one-page memory of its own (so that the runtime can zero it from any thread).
 #[test]
 fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared_countdown() {
@@ -268,13 +269,52 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared
         .map(|(i, _)| i)
         .collect();
     assert_eq!(polls.len(), 3, "three loop headers poll");
+    let mut counted_polls = 0;
     for i in polls {
+        // A counted loop's poll puts the live locals in their slot globals right before the call
+        // and takes them back right after, then reloads the loop's countdown: nothing is live
+        // across the call. The loop with a call leaves its locals alone.
+        let mut k = i;
+        let mut saved = Vec::new();
+        while let [O::LocalGet { local_index }, O::GlobalSet { global_index }] = &f[k - 2..k] {
+            saved.push((*local_index, *global_index));
+            k -= 2;
+        }
         assert!(
-            reads(&f[i - 4..i - 2]) && matches!(&f[i - 2..i], [O::I32Const { .. }, O::I32Add]),
+            reads(&f[k - 4..k - 2]) && matches!(&f[k - 2..k], [O::I32Const { .. }, O::I32Add]),
             "{:?}",
-            &f[i - 4..i]
+            &f[k - 4..k]
+        );
+        let mut j = i + 1;
+        let mut reloaded = Vec::new();
+        while let [O::GlobalGet { global_index }, O::LocalSet { local_index }] = &f[j..j + 2] {
+            reloaded.push((*local_index, *global_index));
+            j += 2;
+        }
+        saved.sort_unstable();
+        reloaded.sort_unstable();
+        assert_eq!(
+            saved, reloaded,
+            "what goes out before the call comes back after it"
+        );
+        if saved.is_empty() {
+            continue;
+        }
+        counted_polls += 1;
+        let locals: Vec<u32> = saved.iter().map(|(l, _)| *l).collect();
+        assert_eq!(
+            locals,
+            [0, 1],
+            "both locals are live at either counted loop"
+        );
+        assert!(
+            reads(&f[j..j + 2])
+                && matches!(&f[j + 2], O::LocalSet { local_index } if inits.contains(local_index)),
+            "the countdown is reloaded after the call: {:?}",
+            &f[j..j + 3]
         );
     }
+    assert_eq!(counted_polls, 2);
     // The loop with a call tests the countdown itself (hinted taken: skip the poll).
     assert!(
         f.windows(5).any(|w| reads(&w[..2])
