@@ -399,7 +399,9 @@ pub(super) fn rewrite(
         countdown: ctx.countdown,
         counters: &em.counters,
     };
-    let assemble = |parts: [&[Instruction<'_>]; 3]| {
+    // `route`: whether polls route their frame through the slot globals (see `around_poll`): only
+    // in the function, which is what runs; the clone runs once per restore, so it is left small.
+    let assemble = |parts: [&[Instruction<'_>]; 3], route: bool| {
         let code: Vec<&Instruction<'_>> = parts.into_iter().flatten().collect();
         let mut func = wasm_encoder::Function::new(groups.clone());
         let mut hints = Vec::new();
@@ -418,7 +420,7 @@ pub(super) fn rewrite(
                 ) if *f == poll_func => around_poll.get(&(*site as u32)),
                 _ => None,
             };
-            let Some((through, counter)) = around else {
+            let Some((through, counter)) = around.filter(|_| route) else {
                 func.instruction(ins);
                 continue;
             };
@@ -439,8 +441,8 @@ pub(super) fn rewrite(
         Rewritten { func, hints }
     };
     Ok((
-        assemble([&normal_prologue, &normal_code, &handler]),
-        assemble([&prologue, &body_code, &handler]),
+        assemble([&normal_prologue, &normal_code, &handler], true),
+        assemble([&prologue, &body_code, &handler], false),
     ))
 }
 
