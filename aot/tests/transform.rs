@@ -326,6 +326,56 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared
     );
 }
 
+/// The routing of a counted loop's frame around its poll call is for the code that runs: a
+/// function with more than 100 locals keeps its locals in place (there the reloads cost more than
+/// the call), and a rewind clone, which runs once per restore, stays without it.
+#[test]
+fn counted_polls_route_their_frame_only_in_functions_of_at_most_100_locals_and_not_in_clones() {
+    // The same counted loop in a function with 2 locals and in one with 101.
+    let looping = |locals: usize| {
+        format!(
+            "(func (export \"f{locals}\") (local{}) \
+               (loop $l local.get 0 i32.const 1 i32.add local.tee 0 \
+                 local.get {last} i32.add local.set {last} \
+                 local.get 0 i32.const 1000 i32.lt_s br_if $l))",
+            " i32".repeat(locals),
+            last = locals - 1
+        )
+    };
+    let w = wat::parse_str(format!("(module {} {})", looping(2), looping(101))).expect("wat");
+    let out = instrument(&w, &Policy::default_counter()).expect("instrument");
+    let (_, bodies) = export_and_bodies(&out.wasm, "f2");
+    use wasmparser::Operator as O;
+    // Polls (host import 0) whose argument is followed by `local.get; global.set`.
+    let routed = |f: &[O<'_>]| {
+        (2..f.len())
+            .filter(|i| {
+                matches!(
+                    &f[i - 2..=*i],
+                    [
+                        O::LocalGet { .. },
+                        O::GlobalSet { .. },
+                        O::Call { function_index: 0 }
+                    ]
+                )
+            })
+            .count()
+    };
+    let polls = |f: &[O<'_>]| {
+        f.iter()
+            .filter(|o| matches!(o, O::Call { function_index: 0 }))
+            .count()
+    };
+    // The two functions, then their clones.
+    assert_eq!(bodies.len(), 4);
+    assert!(
+        bodies.iter().all(|b| polls(b) == 1),
+        "one poll in each body"
+    );
+    let counts: Vec<usize> = bodies.iter().map(|b| routed(b)).collect();
+    assert_eq!(counts, [1, 0, 0, 0], "routed: small function only");
+}
+
 /// The transform's slow paths carry branch hints (`metadata.code.branch_hint`), each on an `if` or
 /// `br_if` of the function it names; the input's own hints are dropped.
 #[test]
