@@ -117,8 +117,5 @@ pub fn engine_config(target: Target, opts: &EngineOptions) -> wasmtime::Result<C
     // and loop header of plain and instrumented code alike. The sites' own countdown is all a
     // doorbell needs: it lives in a memory page the doorbell writes directly (runtime/src/doorbell.rs).
     c.epoch_interruption(false);
-    if std::env::var_os("MVVM_PERFMAP").is_some() {
-        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
     Ok(c)
 }
