@@ -53,6 +53,32 @@ fn export_and_bodies<'a>(wasm: &'a [u8], name: &str) -> (u32, Vec<Vec<wasmparser
     (index, bodies)
 }
 
+/// The poll stub: the one function whose body is `local.get 0; call $poll` (`poll`, function
+/// `poll` among `bodies`, a module's bodies after `imported` imported functions). Every poll site
+/// calls it, and nothing else calls `poll`.
+fn poll_stub(bodies: &[Vec<wasmparser::Operator<'_>>], imported: u32, poll: u32) -> u32 {
+    use wasmparser::Operator as O;
+    let calls_poll = |b: &Vec<O<'_>>| {
+        b.iter()
+            .any(|o| matches!(o, O::Call { function_index } if *function_index == poll))
+    };
+    let stubs: Vec<usize> = (0..bodies.len())
+        .filter(|i| calls_poll(&bodies[*i]))
+        .collect();
+    let [stub] = stubs.as_slice() else {
+        panic!("one function calls poll directly, not {stubs:?}")
+    };
+    assert!(
+        matches!(
+            bodies[*stub].as_slice(),
+            [O::LocalGet { local_index: 0 }, O::Call { .. }, O::End]
+        ),
+        "{:?}",
+        bodies[*stub]
+    );
+    imported + *stub as u32
+}
+
 #[test]
 fn only_functions_that_reach_a_site_are_instrumented() {
     let out = instrument(&wasm(), &Policy::default_counter()).expect("instrument");
@@ -148,8 +174,12 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
                 && matches!(w[1], wasmparser::Operator::If { .. })
         })
     };
-    // leaf, looper, main, leaf_start, then the clones of looper and main.
-    assert_eq!(bodies.len(), 6, "two instrumented functions, two clones");
+    // leaf, looper, main, leaf_start, then the clones of looper and main, then the poll stub.
+    assert_eq!(
+        bodies.len(),
+        7,
+        "two instrumented functions, two clones, a stub"
+    );
     // 1 import + 4 host imports: the clones are functions 9 and 10.
     for (body, clone) in [(1usize, 9u32), (2, 10)] {
         assert!(
@@ -196,7 +226,7 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
 /// live across its host call. The shared countdown is the word at
 /// offset 0 of a one-page memory of its own (so that the runtime can zero it from any thread).
 #[test]
-fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared_countdown() {
+fn call_free_loops_count_in_one_local_per_nest_and_loops_with_calls_test_the_shared_countdown() {
     let w = wat::parse_str(
         r#"(module
   (func $leaf (param i32) (result i32) local.get 0 i32.const 1 i32.add)
@@ -249,7 +279,11 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared
             if memarg.memory == countdown && memarg.offset == 0)
     };
     let f = &bodies[1];
-    // Each counted loop sets its own local from the countdown right before it.
+    // 4 host imports; $leaf, $f, $f's clone, the stub.
+    let stub = poll_stub(&bodies, 4, 0);
+    assert_eq!(stub, 7);
+    // The nest of counted loops $a/$b counts in one local, set from the countdown right before
+    // the outer loop; both headers count it down.
     let inits: Vec<u32> = f
         .windows(4)
         .filter_map(|w| match w {
@@ -259,13 +293,20 @@ fn call_free_loops_count_in_their_own_local_and_loops_with_calls_test_the_shared
             _ => None,
         })
         .collect();
-    assert_eq!(inits.len(), 2, "one countdown local per counted loop");
-    assert_ne!(inits[0], inits[1]);
-    // Every poll passes `site + countdown`; none passes a bare constant.
+    assert_eq!(inits.len(), 1, "one countdown local for the nest");
+    let decrements = f
+        .windows(4)
+        .filter(|w| {
+            matches!(w, [O::LocalGet { local_index: a }, O::I32Const { value: 1 }, O::I32Sub,
+                O::LocalTee { local_index: b }] if *a == inits[0] && *b == inits[0])
+        })
+        .count();
+    assert_eq!(decrements, 2, "both headers of the nest count in its local");
+    // Every poll passes `site + countdown` to the stub; none passes a bare constant.
     let polls: Vec<usize> = f
         .iter()
         .enumerate()
-        .filter(|(_, o)| matches!(o, O::Call { function_index: 0 }))
+        .filter(|(_, o)| matches!(o, O::Call { function_index } if *function_index == stub))
         .map(|(i, _)| i)
         .collect();
     assert_eq!(polls.len(), 3, "three loop headers poll");
@@ -346,7 +387,10 @@ fn counted_polls_route_their_frame_only_in_functions_of_at_most_100_locals_and_n
     let out = instrument(&w, &Policy::default_counter()).expect("instrument");
     let (_, bodies) = export_and_bodies(&out.wasm, "f2");
     use wasmparser::Operator as O;
-    // Polls (host import 0) whose argument is followed by `local.get; global.set`.
+    // The two functions, then their clones, then the poll stub.
+    assert_eq!(bodies.len(), 5);
+    let stub = poll_stub(&bodies, 4, 0);
+    // Polls whose argument is followed by `local.get; global.set`.
     let routed = |f: &[O<'_>]| {
         (2..f.len())
             .filter(|i| {
@@ -355,25 +399,210 @@ fn counted_polls_route_their_frame_only_in_functions_of_at_most_100_locals_and_n
                     [
                         O::LocalGet { .. },
                         O::GlobalSet { .. },
-                        O::Call { function_index: 0 }
-                    ]
+                        O::Call { function_index }
+                    ] if *function_index == stub
                 )
             })
             .count()
     };
     let polls = |f: &[O<'_>]| {
         f.iter()
-            .filter(|o| matches!(o, O::Call { function_index: 0 }))
+            .filter(|o| matches!(o, O::Call { function_index } if *function_index == stub))
             .count()
     };
-    // The two functions, then their clones.
-    assert_eq!(bodies.len(), 4);
     assert!(
-        bodies.iter().all(|b| polls(b) == 1),
+        bodies[..4].iter().all(|b| polls(b) == 1),
         "one poll in each body"
     );
-    let counts: Vec<usize> = bodies.iter().map(|b| routed(b)).collect();
+    let counts: Vec<usize> = bodies[..4].iter().map(|b| routed(b)).collect();
     assert_eq!(counts, [1, 0, 0, 0], "routed: small function only");
+}
+
+/// Each unwind check saves its own site's frame in its cold branch and returns (no handler shared
+/// behind a branch); a call whose only result is an `i32` or `i64` tests that result against the
+/// value an unwinding function returns before it reads the state; and no instrumented body keeps
+/// a `block` that no branch targets.
+#[test]
+fn unwind_checks_save_their_frame_in_place_and_test_a_callee_result_before_the_state() {
+    let w = wat::parse_str(
+        r#"(module
+  (func $i32 (param i32) (result i32) (local i32)
+    (loop $l local.get 1 i32.const 1 i32.add local.tee 1 local.get 0 i32.lt_s br_if $l)
+    local.get 1)
+  (func $i64 (param i64) (result i64)
+    (loop $l local.get 0 i64.const 1 i64.sub local.tee 0 i64.const 0 i64.gt_s br_if $l)
+    local.get 0)
+  (func $void (param i32)
+    (loop $l local.get 0 i32.const 1 i32.sub local.tee 0 br_if $l))
+  (func (export "_start") (local i32)
+    (block $out (block $never
+      i32.const 5 call $i32 local.set 0
+      i64.const 5 call $i64 drop
+      local.get 0 call $void
+      br $out))))"#,
+    )
+    .expect("wat");
+    let out = instrument(&w, &Policy::default_counter()).expect("instrument");
+    wasmparser::Validator::new_with_features(mvvm_aot::transform::supported_features())
+        .validate_all(&out.wasm)
+        .expect("instrumented module validates");
+    let (state, bodies) = export_and_bodies(&out.wasm, "mvvm:state");
+    use wasmparser::Operator as O;
+    const SAVE_FRAME: u32 = 1;
+    // 4 host imports, then $i32 $i64 $void _start, their 4 clones, the stub.
+    assert_eq!(bodies.len(), 9);
+    let main = &bodies[3];
+    // The three calls, each followed by its check.
+    let after = |callee: u32| {
+        let at = main
+            .iter()
+            .position(|o| matches!(o, O::Call { function_index } if *function_index == callee))
+            .unwrap_or_else(|| panic!("call {callee}"));
+        &main[at + 1..]
+    };
+    assert!(
+        matches!(after(4), [O::LocalTee { local_index: a }, O::LocalGet { local_index: b },
+            O::I32Const { value: 0x6d76_766d }, O::I32Eq, O::If { .. },
+            O::GlobalGet { global_index }, O::If { .. }, ..] if a == b && *global_index == state),
+        "{:?}",
+        &after(4)[..7]
+    );
+    assert!(
+        matches!(after(5), [O::LocalTee { local_index: a }, O::LocalGet { local_index: b },
+            O::I64Const { value: 0x6d76_766d_6d76_766d }, O::I64Eq, O::If { .. },
+            O::GlobalGet { global_index }, O::If { .. }, ..] if a == b && *global_index == state),
+        "{:?}",
+        &after(5)[..7]
+    );
+    assert!(
+        matches!(after(6), [O::GlobalGet { global_index }, O::If { .. }, ..] if *global_index == state),
+        "{:?}",
+        &after(6)[..2]
+    );
+    for (i, body) in bodies[..8].iter().enumerate() {
+        // Every `global.get $state; if` leads straight to saving the frame and returning.
+        let mut checks = 0;
+        for (k, w) in body.windows(2).enumerate() {
+            if !matches!(w, [O::GlobalGet { global_index }, O::If { .. }] if *global_index == state)
+            {
+                continue;
+            }
+            checks += 1;
+            let arm = &body[k + 2..];
+            let end = arm
+                .iter()
+                .position(|o| matches!(o, O::End))
+                .expect("the check ends");
+            let arm = &arm[..end];
+            assert!(
+                !arm.iter()
+                    .any(|o| matches!(o, O::Br { .. } | O::BrIf { .. } | O::If { .. })),
+                "body {i}: the cold branch saves in place: {arm:?}"
+            );
+            let save = arm
+                .iter()
+                .position(|o| {
+                    matches!(
+                        o,
+                        O::Call {
+                            function_index: SAVE_FRAME
+                        }
+                    )
+                })
+                .unwrap_or_else(|| panic!("body {i}: no save_frame in {arm:?}"));
+            // The function's placeholder results: the marker for $i32 (and its clone) and $i64.
+            let results = &arm[save + 1..];
+            let want_results = match i % 4 {
+                0 => matches!(results, [O::I32Const { value: 0x6d76_766d }, O::Return]),
+                1 => matches!(
+                    results,
+                    [
+                        O::I64Const {
+                            value: 0x6d76_766d_6d76_766d
+                        },
+                        O::Return
+                    ]
+                ),
+                _ => matches!(results, [O::Return]),
+            };
+            assert!(want_results, "body {i}: {results:?}");
+        }
+        assert!(checks > 0, "body {i} has unwind checks");
+        // Every `block` is the target of some branch.
+        let mut open: Vec<(bool, bool)> = Vec::new(); // (is a block, targeted)
+        let mark = |open: &mut Vec<(bool, bool)>, d: u32| {
+            let n = open.len();
+            if let Some(k) = n.checked_sub(1 + d as usize) {
+                open[k].1 = true;
+            }
+        };
+        for o in body {
+            match o {
+                O::Block { .. } => open.push((true, false)),
+                O::Loop { .. } | O::If { .. } => open.push((false, false)),
+                O::End => {
+                    if let Some((block, targeted)) = open.pop() {
+                        assert!(!block || targeted, "body {i}: a block no branch targets");
+                    }
+                }
+                O::Br { relative_depth } | O::BrIf { relative_depth } => {
+                    mark(&mut open, *relative_depth)
+                }
+                O::BrTable { targets } => {
+                    for t in targets.targets().chain([Ok(targets.default())]) {
+                        mark(&mut open, t.expect("target"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // The original `$never` block, which nothing targets, is gone; `$out` stays.
+    let blocks = main.iter().filter(|o| matches!(o, O::Block { .. })).count();
+    assert_eq!(blocks, 1, "{main:?}");
+}
+
+/// Around a counted loop's poll, a local that holds a constant offset from another value fixed at
+/// the function's entry (`$sp + 16`) stays in place: Cranelift recomputes it where it is used.
+/// The other live locals go through their slot globals. Both are in the frame.
+#[test]
+fn counted_polls_leave_locals_derived_at_entry_in_place() {
+    let w = wat::parse_str(
+        r#"(module
+  (memory 1)
+  (global $sp (mut i32) (i32.const 1024))
+  (func (export "f") (local i32 i32 i32)
+    global.get $sp i32.const 64 i32.sub local.tee 0 global.set $sp
+    local.get 0 i32.const 16 i32.add local.set 1
+    (loop $l
+      local.get 1 local.get 2 i32.store
+      local.get 2 i32.const 1 i32.add local.tee 2 i32.const 100 i32.lt_s br_if $l)))"#,
+    )
+    .expect("wat");
+    let out = instrument(&w, &Policy::default_counter()).expect("instrument");
+    let (_, bodies) = export_and_bodies(&out.wasm, "f");
+    let stub = poll_stub(&bodies, 4, 0);
+    use wasmparser::Operator as O;
+    let f = &bodies[0];
+    let call = f
+        .iter()
+        .position(|o| matches!(o, O::Call { function_index } if *function_index == stub))
+        .expect("the poll");
+    let mut routed = Vec::new();
+    let mut k = call;
+    while let [O::LocalGet { local_index }, O::GlobalSet { .. }] = &f[k - 2..k] {
+        routed.push(*local_index);
+        k -= 2;
+    }
+    assert_eq!(
+        routed,
+        [2],
+        "only the loop's own local goes out around the call"
+    );
+    let [site] = out.info.sites.as_slice() else {
+        panic!("one site: {:?}", out.info.sites)
+    };
+    assert_eq!(site.frame.len(), 2, "locals 1 and 2 are live at the loop");
 }
 
 /// The transform's slow paths carry branch hints (`metadata.code.branch_hint`), each on an `if` or

@@ -224,6 +224,71 @@ fn rewind_through_a_table_the_callee_changed() {
     }
 }
 
+/// A function whose only result is an `i32` (or `i64`) returns a marker value when it unwinds, and
+/// its callers read the state only after a call that returned the marker. Here the marker values
+/// are also ordinary results: they must go on as values, and a checkpoint at any poll (inside the
+/// callees' loops, so that the call sites unwind and rewind) must resume to the same result.
+#[test]
+fn results_equal_to_the_unwinding_marker_are_ordinary_values() {
+    use mvvm_runtime::{CallResult, ProbeEnd, RunConfig};
+    let wat = r#"
+      (module
+        (func $echo (param i32) (result i32) (local $i i32)
+          (loop $l
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 3))))
+          (local.get 0))
+        (func $echo64 (param i64) (result i64) (local $i i32)
+          (loop $l
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 3))))
+          (local.get 0))
+        (func (export "main") (result i32)
+          (i32.add
+            (i32.xor (call $echo (i32.const 0x6d76766d)) (call $echo (i32.const 7)))
+            (i32.wrap_i64
+              (i64.xor (call $echo64 (i64.const 0x6d76766d6d76766d)) (i64.const 5))))))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let want = vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(
+        (0x6d76_766d_i32 ^ 7).wrapping_add((0x6d76_766d_6d76_766d_i64 ^ 5) as i32),
+    )])];
+    let names = vec!["main".to_string()];
+    let cfg = RunConfig::default();
+    let native = program(&wasm, &dense_policy(), Isa::Native);
+    let pulley = program(&wasm, &dense_policy(), Isa::Pulley64);
+    let ProbeEnd::Done { results, polls, .. } = native
+        .probe(&cfg, &names, 0, None, Trigger::Poll(u64::MAX))
+        .expect("trace")
+    else {
+        panic!("no trigger")
+    };
+    assert_eq!(results, want, "uninterrupted");
+    assert!(polls >= 9, "three loops of three iterations poll: {polls}");
+    let mut through_calls = 0;
+    for n in 1..=polls {
+        let ProbeEnd::Checkpointed { index, snap, .. } = native
+            .probe(&cfg, &names, 0, None, Trigger::Poll(n))
+            .expect("checkpoint")
+        else {
+            panic!("no checkpoint at poll {n}")
+        };
+        // Stopped in a callee: main's frame was saved at the call site.
+        through_calls += usize::from(snap.frames.len() == 2);
+        let target = if n % 2 == 0 { &pulley } else { &native };
+        let ProbeEnd::Done { results, .. } = target
+            .probe(&cfg, &names, index, Some(&snap), Trigger::None)
+            .expect("resume")
+        else {
+            panic!("checkpointed again")
+        };
+        assert_eq!(results, want, "after a checkpoint at poll {n}");
+    }
+    assert!(
+        through_calls >= 9,
+        "{through_calls} checkpoints unwound through a call site"
+    );
+}
+
 /// A doorbell rung from outside is noticed at the next host poll (with the counter policy, within
 /// 2^K loop iterations), and the checkpoint it takes resumes like any other.
 #[test]

@@ -159,12 +159,12 @@ pub(super) fn rewrite(
         cidx: None,
         loop_counters: HashMap::new(),
         counters: Vec::new(),
+        nest_counter: None,
         scratch: HashMap::new(),
         spill: HashMap::new(),
         spill_used: HashMap::new(),
         unwind_label: 0,
         unwind_checks: Vec::new(),
-        outer_branches: Vec::new(),
         tramp_starts: Vec::new(),
         dispatches: Vec::new(),
     };
@@ -207,35 +207,6 @@ pub(super) fn rewrite(
             groups.len() - 1
         });
         site_group.insert(u.site, g);
-        // The check branches to the innermost handler block; group g's is g levels further out.
-        if let Instruction::Br(d) = &mut body_code[u.br_at] {
-            *d += g as u32;
-        } else {
-            return Err(TransformError::Internal("unwind check without its branch"));
-        }
-    }
-    if groups.is_empty() {
-        groups.push(Vec::new()); // no check branches there, but the block structure is the same
-    }
-    let n_groups = groups.len();
-    // Branches to the function level skip the handler blocks of groups 1 … n-1.
-    let extra = n_groups as u32 - 1;
-    for (at, func_depth) in &em.outer_branches {
-        let bump = |d: &mut u32| {
-            if *d == *func_depth {
-                *d += extra;
-            }
-        };
-        match &mut body_code[*at] {
-            Instruction::Br(d) | Instruction::BrIf(d) => bump(d),
-            Instruction::BrTable(targets, default) => {
-                let mut t = targets.to_vec();
-                t.iter_mut().for_each(bump);
-                *targets = t.into();
-                bump(default);
-            }
-            _ => return Err(TransformError::Internal("original branch not found")),
-        }
     }
 
     // Every local that some frame holds travels in one slot global of its own (the k-th such
@@ -278,29 +249,28 @@ pub(super) fn rewrite(
             Ok(code)
         };
 
-    // Handlers: the body sits in `n_groups` nested blocks; leaving block g (innermost 0) runs
-    // group g's handler, which puts the frame's locals in their slot globals, has the host record
-    // the frame, and returns placeholder results.
-    let mut handler = Vec::new();
-    for (g, set) in groups.iter().enumerate() {
-        for l in set {
-            handler.push(Instruction::LocalGet(*l));
-            handler.push(Instruction::GlobalSet(slot_of[l]));
+    // Handlers. The unwind check of each site saves that site's frame itself, in its cold branch:
+    // it puts the frame's locals in their slot globals, has the host record the frame, and returns
+    // placeholder results (see `unwound_results`). Until the bodies are assembled, the check
+    // branches to the block `$unwind` around the body instead (see `unwind_branch`); nothing comes
+    // after that block.
+    let mut handlers: HashMap<u32, Vec<Instruction<'static>>> = HashMap::new();
+    for (site, g) in &site_group {
+        let mut h = Vec::new();
+        for l in &groups[*g] {
+            h.push(Instruction::LocalGet(*l));
+            h.push(Instruction::GlobalSet(slot_of[l]));
         }
-        handler.extend([
+        h.extend([
             Instruction::I32Const(func as i32),
-            Instruction::GlobalGet(ctx.rsite_global),
+            Instruction::I32Const(*site as i32 + 1),
             Instruction::Call(ctx.host(HostFunc::SaveFrame)),
         ]);
-        for t in ty.results() {
-            handler.push(dummy(*t)?);
-        }
-        if g + 1 < n_groups {
-            handler.push(Instruction::Return);
-            handler.push(Instruction::End);
-        }
+        h.extend(unwound_results(ty.results())?);
+        h.push(Instruction::Return);
+        handlers.insert(*site, h);
     }
-    handler.push(Instruction::End);
+    let handler = [Instruction::Unreachable, Instruction::End];
 
     // A rewind carries values from the prologue through the dispatches to the site. A trampoline
     // defines the locals live at its target that are not live at its dispatch: carried along
@@ -348,8 +318,6 @@ pub(super) fn rewrite(
         &mut live.entry.iter().filter(|l| slot_of.contains_key(l)),
     )?);
     prologue.push(Instruction::End);
-    // Handler blocks of groups n-1 … 1 (the body's own outer block is group 0's).
-    prologue.extend((1..n_groups).map(|_| Instruction::Block(EBlockType::Empty)));
 
     // The function's own prologue: while rewinding, hand over to the clone.
     let mut normal_prologue = vec![
@@ -361,7 +329,6 @@ pub(super) fn rewrite(
     normal_prologue.extend((0..ty.params().len() as u32).map(Instruction::LocalGet));
     normal_prologue.push(Instruction::ReturnCall(clone_index));
     normal_prologue.push(Instruction::End);
-    normal_prologue.extend((1..n_groups).map(|_| Instruction::Block(EBlockType::Empty)));
 
     // Around the host call of a counted loop's poll, the locals live across it go through their
     // slot globals (stored before, reloaded after), and the loop's countdown is reloaded from the
@@ -372,16 +339,22 @@ pub(super) fn rewrite(
     // more than `THROUGH_SLOTS_MAX_LOCALS` locals: there the reloads' second definitions of every
     // live local cost more than the call did (see the constant).
     let mut around_poll: HashMap<u32, (Vec<(u32, u32)>, u32)> = HashMap::new();
+    // Locals that Cranelift recomputes from other values stay in place (see `derived_locals`).
+    let derived = derived_locals(body, ty.params().len())?;
     if em.locals.len() <= THROUGH_SLOTS_MAX_LOCALS {
         for (site, g) in &site_group {
             if let Some(counter) = em.loop_counters.get(site) {
-                let through = groups[*g].iter().map(|l| (*l, slot_of[l])).collect();
+                let through = groups[*g]
+                    .iter()
+                    .filter(|l| derived.binary_search(l).is_err())
+                    .map(|l| (*l, slot_of[l]))
+                    .collect();
                 around_poll.insert(*site, (through, *counter));
             }
         }
     }
     let countdown_get = ctx.countdown_get();
-    let poll_func = ctx.host(HostFunc::Poll);
+    let poll_func = ctx.poll_target;
 
     let declared = &em.locals[ty.params().len()..];
     let mut groups: Vec<(u32, wasm_encoder::ValType)> = Vec::new();
@@ -401,48 +374,67 @@ pub(super) fn rewrite(
     };
     // `route`: whether polls route their frame through the slot globals (see `around_poll`): only
     // in the function, which is what runs; the clone runs once per restore, so it is left small.
-    let assemble = |parts: [&[Instruction<'_>]; 3], route: bool| {
-        let code: Vec<&Instruction<'_>> = parts.into_iter().flatten().collect();
-        let mut func = wasm_encoder::Function::new(groups.clone());
-        let mut hints = Vec::new();
-        for (i, ins) in code.iter().enumerate() {
-            if let Some(taken) = marks.hint(&code[..i], ins) {
-                hints.push(wasm_encoder::BranchHint {
-                    branch_func_offset: func.byte_len() as u32,
-                    branch_hint_value: u32::from(taken),
-                });
+    // Each unwind check's branch to `$unwind` becomes its site's handler; then the wrapper blocks
+    // that no branch targets any more (`$unwind` among them) are dropped.
+    let assemble =
+        |parts: [&[Instruction<'_>]; 3], route: bool| -> Result<Rewritten, TransformError> {
+            let flat: Vec<&Instruction<'_>> = parts.into_iter().flatten().collect();
+            let mut expanded: Vec<&Instruction<'_>> = Vec::with_capacity(flat.len());
+            let mut i = 0;
+            while i < flat.len() {
+                if let Some(site) = match_unwind_branch(&flat[i..], ctx.rsite_global) {
+                    let h = handlers
+                        .get(&site)
+                        .ok_or(TransformError::Internal("unwind check of an unknown site"))?;
+                    expanded.extend(h.iter());
+                    i += UNWIND_BRANCH_LEN;
+                } else {
+                    expanded.push(flat[i]);
+                    i += 1;
+                }
             }
-            // `i32.const site; i32.add; call $poll` (see `poll_call`).
-            let around = match (ins, i.checked_sub(2).map(|k| (code[k], code[k + 1]))) {
-                (
-                    Instruction::Call(f),
-                    Some((Instruction::I32Const(site), Instruction::I32Add)),
-                ) if *f == poll_func => around_poll.get(&(*site as u32)),
-                _ => None,
-            };
-            let Some((through, counter)) = around.filter(|_| route) else {
+            let owned = drop_unbranched_blocks(&expanded)?;
+            let code: Vec<&Instruction<'_>> = owned.iter().collect();
+            let mut func = wasm_encoder::Function::new(groups.clone());
+            let mut hints = Vec::new();
+            for (i, ins) in code.iter().enumerate() {
+                if let Some(taken) = marks.hint(&code[..i], ins) {
+                    hints.push(wasm_encoder::BranchHint {
+                        branch_func_offset: func.byte_len() as u32,
+                        branch_hint_value: u32::from(taken),
+                    });
+                }
+                // `i32.const site; i32.add; call $poll` (see `poll_call`).
+                let around = match (ins, i.checked_sub(2).map(|k| (code[k], code[k + 1]))) {
+                    (
+                        Instruction::Call(f),
+                        Some((Instruction::I32Const(site), Instruction::I32Add)),
+                    ) if *f == poll_func => around_poll.get(&(*site as u32)),
+                    _ => None,
+                };
+                let Some((through, counter)) = around.filter(|_| route) else {
+                    func.instruction(ins);
+                    continue;
+                };
+                for (l, g) in through {
+                    func.instruction(&Instruction::LocalGet(*l));
+                    func.instruction(&Instruction::GlobalSet(*g));
+                }
                 func.instruction(ins);
-                continue;
-            };
-            for (l, g) in through {
-                func.instruction(&Instruction::LocalGet(*l));
-                func.instruction(&Instruction::GlobalSet(*g));
+                for (l, g) in through {
+                    func.instruction(&Instruction::GlobalGet(*g));
+                    func.instruction(&Instruction::LocalSet(*l));
+                }
+                for i in &countdown_get {
+                    func.instruction(i);
+                }
+                func.instruction(&Instruction::LocalSet(*counter));
             }
-            func.instruction(ins);
-            for (l, g) in through {
-                func.instruction(&Instruction::GlobalGet(*g));
-                func.instruction(&Instruction::LocalSet(*l));
-            }
-            for i in &countdown_get {
-                func.instruction(i);
-            }
-            func.instruction(&Instruction::LocalSet(*counter));
-        }
-        Rewritten { func, hints }
-    };
+            Ok(Rewritten { func, hints })
+        };
     Ok((
-        assemble([&normal_prologue, &normal_code, &handler], true),
-        assemble([&prologue, &body_code, &handler], false),
+        assemble([&normal_prologue, &normal_code, &handler], true)?,
+        assemble([&prologue, &body_code, &handler], false)?,
     ))
 }
 
@@ -457,6 +449,53 @@ pub(super) fn rewrite(
 /// 0.36–0.39 to 0.30–0.33 s (plain 0.27–0.32), and matmul's fastest of 5 runs from 0.72 to 0.64 s
 /// (plain 0.63).
 const THROUGH_SLOTS_MAX_LOCALS: usize = 100;
+
+/// What an instrumented function whose only result is an `i32` returns when it unwinds (`"mvvm"`
+/// in ASCII). A caller tests the state only after a call that returned it; a function that returns
+/// it while not unwinding costs its callers that one extra load.
+pub(crate) const UNWOUND_I32: i32 = 0x6d76_766d;
+/// What an instrumented function whose only result is an `i64` returns when it unwinds.
+pub(crate) const UNWOUND_I64: i64 = 0x6d76_766d_6d76_766d;
+
+/// The placeholder results an unwinding function returns: [`UNWOUND_I32`] or [`UNWOUND_I64`] when
+/// its only result is of that type (its callers test for it), else zeros and nulls.
+fn unwound_results(results: &[ValType]) -> Result<Vec<Instruction<'static>>, TransformError> {
+    Ok(match results {
+        [ValType::I32] => vec![Instruction::I32Const(UNWOUND_I32)],
+        [ValType::I64] => vec![Instruction::I64Const(UNWOUND_I64)],
+        _ => results
+            .iter()
+            .map(|t| dummy(*t))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Number of instructions of [`unwind_branch`].
+const UNWIND_BRANCH_LEN: usize = 3;
+
+/// How an unwind check leaves until the bodies are assembled: `i32.const site+1; global.set
+/// $rsite; br $unwind` (`depth`). Liveness sees it as leaving the body. Assembly replaces it with
+/// the site's handler ([`match_unwind_branch`] finds it). The rewind trampolines also write
+/// `$rsite`, but only 0, and the original code cannot name it.
+fn unwind_branch(site: u32, rsite: u32, depth: u32) -> [Instruction<'static>; UNWIND_BRANCH_LEN] {
+    [
+        Instruction::I32Const(site as i32 + 1),
+        Instruction::GlobalSet(rsite),
+        Instruction::Br(depth),
+    ]
+}
+
+/// The site of the [`unwind_branch`] that `code` starts with, if it starts with one.
+fn match_unwind_branch(code: &[&Instruction<'_>], rsite: u32) -> Option<u32> {
+    match code.get(..UNWIND_BRANCH_LEN)? {
+        [Instruction::I32Const(s), Instruction::GlobalSet(g), Instruction::Br(_)]
+            if *g == rsite && *s > 0 =>
+        {
+            Some(*s as u32 - 1)
+        }
+        _ => None,
+    }
+}
 
 /// A rewritten function body and the branch hints for its instrumentation branches.
 pub(super) struct Rewritten {
@@ -485,6 +524,8 @@ impl HintMarks<'_> {
         match ins {
             // `global.get $state; if` (unwind check) and `global.get $rsite; if` (dispatch).
             I::If(_) => match (tail(1)?, tail(3)) {
+                (_, Some([I::LocalGet(_), I::I32Const(UNWOUND_I32), I::I32Eq])) => Some(false),
+                (_, Some([I::LocalGet(_), I::I64Const(UNWOUND_I64), I::I64Eq])) => Some(false),
                 ([I::GlobalGet(g)], _) if *g == self.state || *g == self.rsite => Some(false),
                 // `global.get $state; i32.const 2; i32.eq; if` (prologue).
                 (_, Some([I::GlobalGet(g), I::I32Const(_), I::I32Eq])) if *g == self.state => {
@@ -503,6 +544,185 @@ impl HintMarks<'_> {
             _ => None,
         }
     }
+}
+
+/// The locals whose value is fixed at the function's entry as a pure expression (constants and
+/// arithmetic) of parameters that are never assigned and of other such locals: a local assigned
+/// exactly once, in the straight-line code before the first branch, call or construct. Compilers
+/// put addresses in the stack frame there (`$sp + 80`). Cranelift recomputes such a value wherever
+/// it is used, from the values it derives from; routing it through a slot global around a poll
+/// would make it a value of its own, held in a register or stack slot across the function.
+fn derived_locals(body: &FunctionBody<'_>, n_params: usize) -> Result<Vec<u32>, TransformError> {
+    // How often each local is assigned anywhere in the body.
+    let mut assigned: HashMap<u32, usize> = HashMap::new();
+    for op in body.get_operators_reader()? {
+        if let Operator::LocalSet { local_index } | Operator::LocalTee { local_index } = op? {
+            *assigned.entry(local_index).or_insert(0) += 1;
+        }
+    }
+    // Entry values: parameters never assigned, and locals assigned once in the entry code.
+    let fixed = |l: u32, done: &HashMap<u32, bool>| {
+        ((l as usize) < n_params && !assigned.contains_key(&l)) || done.contains_key(&l)
+    };
+    // `done[l]`: local l is an entry value; true if it is a pure expression of other entry values.
+    let mut done: HashMap<u32, bool> = HashMap::new();
+    // For each operand: whether it is a pure expression of entry values.
+    let mut stack: Vec<bool> = Vec::new();
+    for op in body.get_operators_reader()? {
+        let op = op?;
+        let pure_bin = |stack: &mut Vec<bool>| match (stack.pop(), stack.pop()) {
+            (Some(a), Some(b)) => {
+                stack.push(a && b);
+                true
+            }
+            _ => false,
+        };
+        let ok = match op {
+            Operator::I32Const { .. } | Operator::I64Const { .. } => {
+                stack.push(true);
+                true
+            }
+            Operator::LocalGet { local_index } => {
+                stack.push(fixed(local_index, &done));
+                true
+            }
+            Operator::GlobalGet { .. } => {
+                stack.push(false);
+                true
+            }
+            Operator::I32Add
+            | Operator::I32Sub
+            | Operator::I32Mul
+            | Operator::I32And
+            | Operator::I32Or
+            | Operator::I32Xor
+            | Operator::I32Shl
+            | Operator::I64Add
+            | Operator::I64Sub
+            | Operator::I64Mul
+            | Operator::I64And
+            | Operator::I64Or
+            | Operator::I64Xor
+            | Operator::I64Shl => pure_bin(&mut stack),
+            Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
+                let Some(v) = stack.pop() else { break };
+                if assigned.get(&local_index) == Some(&1) && (local_index as usize) >= n_params {
+                    done.insert(local_index, v);
+                }
+                if matches!(op, Operator::LocalTee { .. }) {
+                    stack.push(v);
+                }
+                true
+            }
+            Operator::GlobalSet { .. } | Operator::Drop => stack.pop().is_some(),
+            _ => false,
+        };
+        if !ok {
+            break;
+        }
+    }
+    let mut out: Vec<u32> = done
+        .into_iter()
+        .filter(|(_, p)| *p)
+        .map(|(l, _)| l)
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// `code` (a whole body) without the `block … end` pairs that no branch targets, branch depths
+/// renumbered.
+///
+/// The transform opens a wrapper block before every resume point for the rewind dispatch, and one
+/// around the body for the unwind checks until they get their handlers. Where no branch targets
+/// one (in the function itself, which has no dispatch, most of them), its `end` would still start
+/// a new basic block in Cranelift, which a branch hint does not mark cold: between a poll's
+/// unlikely countdown test and its call, such a block put the call among the hot code. Inlining a
+/// block that nothing branches to keeps the code's meaning and validity: its body's type composes
+/// with the code around it exactly as the block did.
+fn drop_unbranched_blocks<'a>(
+    code: &[&Instruction<'a>],
+) -> Result<Vec<Instruction<'a>>, TransformError> {
+    use Instruction as I;
+    // Pass 1: which `block`s are branch targets. `open` holds, for each open construct, the
+    // index of its opening instruction (`None` for the function body).
+    let mut targeted = vec![false; code.len()];
+    let mut open: Vec<Option<usize>> = vec![None];
+    let mark = |open: &[Option<usize>], d: u32, targeted: &mut [bool]| {
+        if let Some(Some(at)) = open.len().checked_sub(1 + d as usize).map(|k| open[k]) {
+            targeted[at] = true;
+        }
+    };
+    for (i, ins) in code.iter().enumerate() {
+        match ins {
+            I::Block(_) | I::Loop(_) | I::If(_) => open.push(Some(i)),
+            I::End => {
+                open.pop();
+            }
+            I::Br(d) | I::BrIf(d) => mark(&open, *d, &mut targeted),
+            I::BrTable(ds, d) => {
+                for t in ds.iter().chain([d]) {
+                    mark(&open, *t, &mut targeted);
+                }
+            }
+            // Other instructions that name labels belong to proposals the transform refuses.
+            I::BrOnNull(_)
+            | I::BrOnNonNull(_)
+            | I::BrOnCast { .. }
+            | I::BrOnCastFail { .. }
+            | I::Try(_)
+            | I::TryTable(..)
+            | I::Delegate(_)
+            | I::Rethrow(_) => {
+                return Err(TransformError::Internal(
+                    "a branch of an unsupported proposal",
+                ))
+            }
+            _ => {}
+        }
+    }
+    // Pass 2: drop the others and renumber. `kept` tells, for each open construct, whether its
+    // label survives.
+    let mut out = Vec::with_capacity(code.len());
+    let mut kept: Vec<bool> = vec![true];
+    let renumber = |kept: &[bool], d: u32| -> u32 {
+        let n = kept.len();
+        let removed = (0..d as usize)
+            .filter(|k| n.checked_sub(1 + k).and_then(|j| kept.get(j)) == Some(&false))
+            .count();
+        d - removed as u32
+    };
+    for (i, ins) in code.iter().enumerate() {
+        match ins {
+            I::Block(_) if !targeted[i] => {
+                kept.push(false);
+                continue;
+            }
+            I::Block(_) | I::Loop(_) | I::If(_) => kept.push(true),
+            I::End => {
+                if kept.pop() != Some(false) {
+                    out.push(I::End);
+                }
+                continue;
+            }
+            I::Br(d) => {
+                out.push(I::Br(renumber(&kept, *d)));
+                continue;
+            }
+            I::BrIf(d) => {
+                out.push(I::BrIf(renumber(&kept, *d)));
+                continue;
+            }
+            I::BrTable(ds, d) => {
+                let ds: Vec<u32> = ds.iter().map(|t| renumber(&kept, *t)).collect();
+                out.push(I::BrTable(ds.into(), renumber(&kept, *d)));
+                continue;
+            }
+            _ => {}
+        }
+        out.push((*ins).clone());
+    }
+    Ok(out)
 }
 
 /// `code` without its rewind dispatches (`global.get $rsite; if … end`, `dispatches` holding the
@@ -619,7 +839,7 @@ fn poll_call(ctx: &ModCtx, site: u32) -> Vec<Instruction<'static>> {
     code.extend([
         Instruction::I32Const(site as i32),
         Instruction::I32Add,
-        Instruction::Call(ctx.host(HostFunc::Poll)),
+        Instruction::Call(ctx.poll_target),
     ]);
     code
 }
@@ -887,6 +1107,9 @@ struct Emitter<'c, 'b, 'a> {
     loop_counters: HashMap<u32, u32>,
     /// Every countdown local (none is part of a frame: a rewind leaves them at zero).
     counters: Vec<u32>,
+    /// The countdown local of the innermost counted loop being emitted, if the code being emitted
+    /// is inside one (and inside no loop with calls within it): loops nested in it count in it.
+    nest_counter: Option<u32>,
     /// Short-lived locals (never live across a resume point), by type and ordinal.
     scratch: HashMap<(ValType, usize), u32>,
     /// Locals holding values live across a resume point, by type and nesting ordinal.
@@ -895,8 +1118,6 @@ struct Emitter<'c, 'b, 'a> {
     unwind_label: usize,
     /// Every unwind check emitted, in order.
     unwind_checks: Vec<UnwindCheck>,
-    /// Original branches: (index in `out`, depth of the function level there).
-    outer_branches: Vec<(usize, u32)>,
     /// Every trampoline. Once liveness is known, code that defines the locals live at its target
     /// but not at its dispatch is inserted at its start.
     tramp_starts: Vec<TrampStart>,
@@ -921,8 +1142,6 @@ struct UnwindCheck {
     site: u32,
     /// Index of its `if` (the frame holds what is live after the `if … end`).
     if_at: usize,
-    /// Index of its `br` to the handler.
-    br_at: usize,
     /// A non-tail indirect call: its trampoline reads `$cidx` on rewind.
     indirect: bool,
 }
@@ -1007,14 +1226,6 @@ impl<'a> Emitter<'_, '_, 'a> {
     }
 
     fn op(&mut self, op: &Operator<'a>) -> Result<(), TransformError> {
-        if matches!(
-            op,
-            Operator::Br { .. } | Operator::BrIf { .. } | Operator::BrTable { .. }
-        ) {
-            // A branch to the function level must later skip the handler blocks that will wrap
-            // the body (their number is known only once every site's frame set is).
-            self.outer_branches.push((self.out.len(), self.depth(0)));
-        }
         let ins = match op {
             Operator::Br { relative_depth } => Instruction::Br(self.map_depth(*relative_depth)?),
             Operator::BrIf { relative_depth } => {
@@ -1060,21 +1271,34 @@ impl<'a> Emitter<'_, '_, 'a> {
         inherited: Vec<Tramp<'a>>,
     ) -> Result<(), TransformError> {
         let mut re = self.ctx.reencoder();
+        let outer_counter = self.nest_counter;
         let ins = match &c.op {
             Operator::Block { blockty } => {
                 Instruction::Block(re.block_type(*blockty).map_err(TransformError::reencode)?)
             }
             Operator::Loop { blockty } => {
+                // A loop's body is in a counted nest only if the loop itself is counted.
+                self.nest_counter = None;
                 if let Some(Node::Poll(p)) = c.body.first().filter(|_| c.resumes()) {
                     if p.counted {
-                        // The loop's own countdown starts from the shared one on every entry, so
-                        // it is dead outside the loop (no register held across the rest of the
-                        // function) and the host's zero still reaches the first iteration.
-                        let l = self.new_local(ValType::I32);
+                        // A counted loop inside another counts in the outer loop's countdown:
+                        // the nest's iterations together re-read the shared countdown every 2^K,
+                        // and entering the inner loop costs nothing. The outermost counted loop's
+                        // countdown starts from the shared one on every entry, so it is dead
+                        // outside the nest (no register held across the rest of the function)
+                        // and the host's zero still reaches the first iteration.
+                        let l = match outer_counter {
+                            Some(l) => l,
+                            None => {
+                                let l = self.new_local(ValType::I32);
+                                self.counters.push(l);
+                                self.out.extend(self.ctx.countdown_get());
+                                self.out.push(Instruction::LocalSet(l));
+                                l
+                            }
+                        };
                         self.loop_counters.insert(p.site, l);
-                        self.counters.push(l);
-                        self.out.extend(self.ctx.countdown_get());
-                        self.out.push(Instruction::LocalSet(l));
+                        self.nest_counter = Some(l);
                     }
                 }
                 Instruction::Loop(re.block_type(*blockty).map_err(TransformError::reencode)?)
@@ -1093,6 +1317,7 @@ impl<'a> Emitter<'_, '_, 'a> {
         }
         self.labels.pop();
         self.out.push(Instruction::End);
+        self.nest_counter = outer_counter;
         Ok(())
     }
 
@@ -1268,7 +1493,13 @@ impl<'a> Emitter<'_, '_, 'a> {
                     if !c.tail {
                         // A tail call never comes back here: if the callee unwinds, it returns straight
                         // to this function's caller, and a rewind re-issues the tail call (prologue).
-                        self.unwind_check(c.site, matches!(c.how, CallHow::Indirect { .. }));
+                        let ind = matches!(c.how, CallHow::Indirect { .. });
+                        match c.results.as_slice() {
+                            [t @ (ValType::I32 | ValType::I64)] => {
+                                self.unwind_check_result(c.site, ind, *t)
+                            }
+                            _ => self.unwind_check(c.site, ind),
+                        }
                         self.reload(spilled, &c.results);
                     } else {
                         self.release(spilled);
@@ -1439,24 +1670,43 @@ impl<'a> Emitter<'_, '_, 'a> {
         }
     }
 
+    /// The unwind check after a call whose only result is `t` (`i32` or `i64`): an unwinding callee
+    /// returns [`UNWOUND_I32`]/[`UNWOUND_I64`], so the state is read only when the result is that
+    /// value. `local.tee $r; local.get $r; tNN.const UNWOUND; tNN.eq; if` leaves the result on the
+    /// stack and costs a compare with a constant instead of a load.
+    fn unwind_check_result(&mut self, site: u32, indirect: bool, t: ValType) {
+        let r = self.scratch(t, 0);
+        self.out.push(Instruction::LocalTee(r));
+        self.out.push(Instruction::LocalGet(r));
+        if t == ValType::I64 {
+            self.out.push(Instruction::I64Const(UNWOUND_I64));
+            self.out.push(Instruction::I64Eq);
+        } else {
+            self.out.push(Instruction::I32Const(UNWOUND_I32));
+            self.out.push(Instruction::I32Eq);
+        }
+        self.out.push(Instruction::If(EBlockType::Empty));
+        self.labels.push(Label::Synth);
+        self.unwind_check(site, indirect);
+        self.labels.pop();
+        self.out.push(Instruction::End);
+    }
+
+    /// `global.get $state; if (unwind branch) end`: while unwinding, leave through the site's
+    /// handler (see [`unwind_branch`]).
     fn unwind_check(&mut self, site: u32, indirect: bool) {
         self.out.push(Instruction::GlobalGet(self.ctx.state_global));
         let if_at = self.out.len();
-        self.out.extend([
-            Instruction::If(EBlockType::Empty),
-            Instruction::I32Const(site as i32 + 1),
-            Instruction::GlobalSet(self.ctx.rsite_global),
-        ]);
+        self.out.push(Instruction::If(EBlockType::Empty));
         self.labels.push(Label::Synth);
-        let br_at = self.out.len();
+        let depth = self.depth(self.unwind_label);
         self.out
-            .push(Instruction::Br(self.depth(self.unwind_label)));
+            .extend(unwind_branch(site, self.ctx.rsite_global, depth));
         self.labels.pop();
         self.out.push(Instruction::End);
         self.unwind_checks.push(UnwindCheck {
             site,
             if_at,
-            br_at,
             indirect,
         });
     }

@@ -319,6 +319,8 @@ impl Reencode for Shift {
 
 /// Module-level facts the body rewriter needs.
 pub(crate) struct ModCtx {
+    /// The function a poll site calls: the module's poll stub, or the `poll` import.
+    poll_target: u32,
     policy: Policy,
     imported_funcs: u32,
     types: Vec<Option<FuncType>>,
@@ -720,7 +722,20 @@ pub fn instrument_as(
     } else {
         0
     };
+    let n_defined_funcs = (n_funcs as u32).saturating_sub(imported_funcs);
+    let n_clones = match mode {
+        Mode::Checkpoint => may_unwind[imported_funcs as usize..]
+            .iter()
+            .filter(|m| **m)
+            .count() as u32,
+        Mode::PollsOnly => 0,
+    };
     let ctx = ModCtx {
+        poll_target: if n_clones > 0 {
+            imported_funcs + added + n_defined_funcs + n_clones
+        } else {
+            imported_funcs + HostFunc::Poll as u32
+        },
         policy: policy.clone(),
         imported_funcs,
         types: types.clone(),
@@ -811,6 +826,13 @@ pub fn instrument_as(
             let index = imported_funcs + added + n_defined + k as u32;
             hints.function_hints(index, c.hints.iter().copied());
         }
+    }
+    if !clones.is_empty() {
+        let mut f = wasm_encoder::Function::new([]);
+        f.instruction(&wasm_encoder::Instruction::LocalGet(0));
+        f.instruction(&wasm_encoder::Instruction::Call(ctx.host(HostFunc::Poll)));
+        f.instruction(&wasm_encoder::Instruction::End);
+        code.function(&f);
     }
 
     // Pass 4: reassemble.
@@ -1060,6 +1082,9 @@ pub fn instrument_as(
                     .map_err(TransformError::reencode)?;
                 for (f, _) in &clones {
                     s.function(ctx.func_types[*f as usize]);
+                }
+                if !clones.is_empty() {
+                    s.function(host_types[HostFunc::Poll as usize]);
                 }
                 module.section(&s);
             }
