@@ -618,6 +618,8 @@ fn instrumentation_branches_carry_branch_hints() {
     let mut sections = 0;
     // (function, offset) of every `br_if` that tests the shared countdown.
     let mut shared_tests: Vec<(u32, u32)> = Vec::new();
+    // (function, offset) of every `if` that tests a callee's result against the unwinding marker.
+    let mut marker_tests: Vec<(u32, u32)> = Vec::new();
     let (countdown, _) = export_and_bodies(&out.wasm, "mvvm:countdown");
     for payload in wasmparser::Parser::new(0).parse_all(&out.wasm) {
         match payload.expect("parse") {
@@ -658,7 +660,21 @@ fn instrumentation_branches_carry_branch_hints() {
                 for (k, (op, at)) in ops.iter().enumerate() {
                     let at = (at - start) as u32;
                     match op {
-                        wasmparser::Operator::If { .. } => branches.push((at, false)),
+                        wasmparser::Operator::If { .. } => {
+                            branches.push((at, false));
+                            if k >= 3
+                                && matches!(
+                                    [&ops[k - 3].0, &ops[k - 2].0, &ops[k - 1].0],
+                                    [
+                                        wasmparser::Operator::LocalGet { .. },
+                                        wasmparser::Operator::I32Const { value: 0x6d76_766d },
+                                        wasmparser::Operator::I32Eq
+                                    ]
+                                )
+                            {
+                                marker_tests.push((index, at));
+                            }
+                        }
                         wasmparser::Operator::BrIf { .. } => {
                             branches.push((at, true));
                             // `i32.load $countdown; i32.const 0; i32.gt_s; br_if`: a test of
@@ -707,6 +723,16 @@ fn instrumentation_branches_carry_branch_hints() {
     }
     assert!(taken > 0, "the countdown tests are hinted taken");
     assert!(!shared_tests.is_empty());
+    // $main's call of $looper (which returns an i32) tests the marker, hinted not taken.
+    assert!(!marker_tests.is_empty());
+    for (func, at) in &marker_tests {
+        assert!(
+            hints
+                .iter()
+                .any(|(f, hs)| f == func && hs.contains(&(*at, false))),
+            "the marker test at {at} in function {func} is not hinted unlikely"
+        );
+    }
     for (func, at) in &shared_tests {
         assert!(
             hints

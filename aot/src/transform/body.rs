@@ -150,6 +150,7 @@ pub(super) fn rewrite(
     }
     let tree = build_tree(ctx, sites, func, body, &mut validator)?;
 
+    let original_locals = locals.len() as u32;
     let mut em = Emitter {
         ctx,
         block_types,
@@ -177,7 +178,7 @@ pub(super) fn rewrite(
     // Liveness without the rewind dispatches (each trampoline defines what it would otherwise
     // carry, below). What each site's frame holds: the locals the code after the site can still
     // read, plus the saved table index of an indirect call (its rewind trampoline reads it). Not
-    // the countdown locals (a rewind zeroes them). Sites with equal sets share one handler.
+    // the countdown locals (a rewind zeroes them). Sites with equal sets share one group (the frame set is stored once).
     let mut wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
     let dispatches: HashMap<usize, ()> = em.dispatches.iter().map(|i| (*i, ())).collect();
     wanted.extend(dispatches.keys().map(|i| (*i, ())));
@@ -371,6 +372,7 @@ pub(super) fn rewrite(
         rsite: ctx.rsite_global,
         countdown: ctx.countdown,
         counters: &em.counters,
+        original_locals,
     };
     // `route`: whether polls route their frame through the slot globals (see `around_poll`): only
     // in the function, which is what runs; the clone runs once per restore, so it is left small.
@@ -514,6 +516,8 @@ struct HintMarks<'e> {
     rsite: u32,
     countdown: super::Countdown,
     counters: &'e [u32],
+    /// Locals from this index on are the transform's.
+    original_locals: u32,
 }
 
 impl HintMarks<'_> {
@@ -524,8 +528,13 @@ impl HintMarks<'_> {
         match ins {
             // `global.get $state; if` (unwind check) and `global.get $rsite; if` (dispatch).
             I::If(_) => match (tail(1)?, tail(3)) {
-                (_, Some([I::LocalGet(_), I::I32Const(UNWOUND_I32), I::I32Eq])) => Some(false),
-                (_, Some([I::LocalGet(_), I::I64Const(UNWOUND_I64), I::I64Eq])) => Some(false),
+                // `local.get $r; i32.const UNWOUND_I32; i32.eq; if` (result marker; i64 alike).
+                (_, Some([I::LocalGet(r), I::I32Const(UNWOUND_I32), I::I32Eq]))
+                | (_, Some([I::LocalGet(r), I::I64Const(UNWOUND_I64), I::I64Eq]))
+                    if *r >= self.original_locals =>
+                {
+                    Some(false)
+                }
                 ([I::GlobalGet(g)], _) if *g == self.state || *g == self.rsite => Some(false),
                 // `global.get $state; i32.const 2; i32.eq; if` (prologue).
                 (_, Some([I::GlobalGet(g), I::I32Const(_), I::I32Eq])) if *g == self.state => {
