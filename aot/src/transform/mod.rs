@@ -722,6 +722,9 @@ pub fn instrument_as(
     } else {
         0
     };
+    // Poll sites call a stub defined after the clones rather than the import (aot/FORMAT.md §3,
+    // "Poll stub"): Cranelift hoists an import's code pointer and context out of the loops around
+    // the call; a call to a function of the same module needs neither.
     let n_defined_funcs = (n_funcs as u32).saturating_sub(imported_funcs);
     let n_clones = match mode {
         Mode::Checkpoint => may_unwind[imported_funcs as usize..]
@@ -826,6 +829,11 @@ pub fn instrument_as(
             let index = imported_funcs + added + n_defined + k as u32;
             hints.function_hints(index, c.hints.iter().copied());
         }
+    }
+    if clones.len() as u32 != n_clones {
+        return Err(TransformError::Internal(
+            "clone count differs from the stub's index",
+        ));
     }
     if !clones.is_empty() {
         let mut f = wasm_encoder::Function::new([]);
