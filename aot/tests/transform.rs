@@ -53,9 +53,9 @@ fn export_and_bodies<'a>(wasm: &'a [u8], name: &str) -> (u32, Vec<Vec<wasmparser
     (index, bodies)
 }
 
-/// The poll stub: the one function whose body is `local.get 0; call $poll` (`poll`, function
-/// `poll` among `bodies`, a module's bodies after `imported` imported functions). Every poll site
-/// calls it, and nothing else calls `poll`.
+/// The index of the poll stub among a module's functions: `bodies` are its function bodies, after
+/// `imported` imported functions, and `poll` is the index of the `poll` host import. Asserts that
+/// exactly one function calls `poll`, and that its body is `local.get 0; call $poll`.
 fn poll_stub(bodies: &[Vec<wasmparser::Operator<'_>>], imported: u32, poll: u32) -> u32 {
     use wasmparser::Operator as O;
     let calls_poll = |b: &Vec<O<'_>>| {
