@@ -157,11 +157,55 @@ fn resume_refuses_a_snapshot_of_another_module() {
     assert!(err.to_string().contains("another module"), "{err}");
 }
 
+/// Runs export `main` of `wasm` (dense policy) natively with every site polling, then checkpoints
+/// at each poll from `from` on and resumes alternately on pulley64 (even polls) and natively: each
+/// resume must return what the uninterrupted run did. `each(n, checkpoint, end)` sees every
+/// checkpoint and the state the resumed run ended in. Returns the results and the poll count.
+fn resume_from_every_poll(
+    wasm: &[u8],
+    from: u64,
+    mut each: impl FnMut(u64, &mvvm_checkpoint::Snapshot, &mvvm_checkpoint::Snapshot),
+) -> (Vec<mvvm_runtime::CallResult>, u64) {
+    use mvvm_runtime::{ProbeEnd, RunConfig};
+    let names = vec!["main".to_string()];
+    let cfg = RunConfig::default();
+    let native = program(wasm, &dense_policy(), Isa::Native);
+    let pulley = program(wasm, &dense_policy(), Isa::Pulley64);
+    let ProbeEnd::Done {
+        results: want,
+        polls,
+        ..
+    } = native
+        .probe(&cfg, &names, 0, None, Trigger::Poll(u64::MAX))
+        .expect("trace")
+    else {
+        panic!("no trigger")
+    };
+    for n in from..=polls {
+        let ProbeEnd::Checkpointed { index, snap, .. } = native
+            .probe(&cfg, &names, 0, None, Trigger::Poll(n))
+            .expect("checkpoint")
+        else {
+            panic!("no checkpoint at poll {n}")
+        };
+        let target = if n % 2 == 0 { &pulley } else { &native };
+        let ProbeEnd::Done { results, state, .. } = target
+            .probe(&cfg, &names, index, Some(&snap), Trigger::None)
+            .expect("resume")
+        else {
+            panic!("checkpointed again")
+        };
+        assert_eq!(results, want, "after a checkpoint at poll {n}");
+        each(n, &snap, &state);
+    }
+    (want, polls)
+}
+
 /// A callee that replaces its own table slot, then is checkpointed: the rewind must still enter
 /// it, not whatever the slot holds now (the host lends the slot for the rewind and restores it).
 #[test]
 fn rewind_through_a_table_the_callee_changed() {
-    use mvvm_runtime::{CallResult, ProbeEnd, RunConfig};
+    use mvvm_runtime::CallResult;
     let wat = r#"
       (module
         (type $t (func (result i32)))
@@ -180,48 +224,21 @@ fn rewind_through_a_table_the_callee_changed() {
         (func (export "main") (result i32)
           (call_indirect (type $t) (i32.const 0))))"#;
     let wasm = wat::parse_str(wat).expect("wat");
-    let names = vec!["main".to_string()];
-    let cfg = RunConfig::default();
-    let native = program(&wasm, &dense_policy(), Isa::Native);
-    let pulley = program(&wasm, &dense_policy(), Isa::Pulley64);
-    let ProbeEnd::Done {
-        results: want,
-        polls,
-        ..
-    } = native
-        .probe(&cfg, &names, 0, None, Trigger::Poll(u64::MAX))
-        .expect("trace")
-    else {
-        panic!("no trigger")
-    };
+    let (want, polls) = resume_from_every_poll(&wasm, 2, |n, _, end| {
+        // The lent slot was given back: slot 0 holds $g (function 1) as the program left it.
+        assert_eq!(
+            end.tables[0].elements[0],
+            mvvm_checkpoint::Value::FuncRef(Some(1)),
+            "poll {n}"
+        );
+    });
     assert_eq!(
         want,
         vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(
             1000 + 1225
         )])]
     );
-    for n in 2..=polls {
-        let ProbeEnd::Checkpointed { index, snap, .. } = native
-            .probe(&cfg, &names, 0, None, Trigger::Poll(n))
-            .expect("checkpoint")
-        else {
-            panic!("no checkpoint at poll {n}")
-        };
-        let target = if n % 2 == 0 { &pulley } else { &native };
-        let ProbeEnd::Done { results, state, .. } = target
-            .probe(&cfg, &names, index, Some(&snap), Trigger::None)
-            .expect("resume")
-        else {
-            panic!("checkpointed again")
-        };
-        assert_eq!(results, want, "after a checkpoint at poll {n}");
-        // The lent slot was given back: slot 0 holds $g (function 1) as the program left it.
-        assert_eq!(
-            state.tables[0].elements[0],
-            mvvm_checkpoint::Value::FuncRef(Some(1)),
-            "poll {n}"
-        );
-    }
+    assert!(polls > 2, "the loop polls: {polls}");
 }
 
 /// A function whose only result is an `i32` (or `i64`) returns a marker value when it unwinds, and
@@ -230,7 +247,7 @@ fn rewind_through_a_table_the_callee_changed() {
 /// callees' loops, so that the call sites unwind and rewind) must resume to the same result.
 #[test]
 fn results_equal_to_the_unwinding_marker_are_ordinary_values() {
-    use mvvm_runtime::{CallResult, ProbeEnd, RunConfig};
+    use mvvm_runtime::CallResult;
     let wat = r#"
       (module
         (func $echo (param i32) (result i32) (local $i i32)
@@ -249,40 +266,19 @@ fn results_equal_to_the_unwinding_marker_are_ordinary_values() {
             (i32.wrap_i64
               (i64.xor (call $echo64 (i64.const 0x6d76766d6d76766d)) (i64.const 5))))))"#;
     let wasm = wat::parse_str(wat).expect("wat");
-    let want = vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(
-        (0x6d76_766d_i32 ^ 7).wrapping_add((0x6d76_766d_6d76_766d_i64 ^ 5) as i32),
-    )])];
-    let names = vec!["main".to_string()];
-    let cfg = RunConfig::default();
-    let native = program(&wasm, &dense_policy(), Isa::Native);
-    let pulley = program(&wasm, &dense_policy(), Isa::Pulley64);
-    let ProbeEnd::Done { results, polls, .. } = native
-        .probe(&cfg, &names, 0, None, Trigger::Poll(u64::MAX))
-        .expect("trace")
-    else {
-        panic!("no trigger")
-    };
-    assert_eq!(results, want, "uninterrupted");
-    assert!(polls >= 9, "three loops of three iterations poll: {polls}");
     let mut through_calls = 0;
-    for n in 1..=polls {
-        let ProbeEnd::Checkpointed { index, snap, .. } = native
-            .probe(&cfg, &names, 0, None, Trigger::Poll(n))
-            .expect("checkpoint")
-        else {
-            panic!("no checkpoint at poll {n}")
-        };
+    let (results, polls) = resume_from_every_poll(&wasm, 1, |_, snap, _| {
         // Stopped in a callee: main's frame was saved at the call site.
         through_calls += usize::from(snap.frames.len() == 2);
-        let target = if n % 2 == 0 { &pulley } else { &native };
-        let ProbeEnd::Done { results, .. } = target
-            .probe(&cfg, &names, index, Some(&snap), Trigger::None)
-            .expect("resume")
-        else {
-            panic!("checkpointed again")
-        };
-        assert_eq!(results, want, "after a checkpoint at poll {n}");
-    }
+    });
+    assert_eq!(
+        results,
+        vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(
+            (0x6d76_766d_i32 ^ 7).wrapping_add((0x6d76_766d_6d76_766d_i64 ^ 5) as i32),
+        )])],
+        "uninterrupted"
+    );
+    assert!(polls >= 9, "three loops of three iterations poll: {polls}");
     assert!(
         through_calls >= 9,
         "{through_calls} checkpoints unwound through a call site"
