@@ -367,6 +367,99 @@ fn call_free_loops_count_in_one_local_per_nest_and_loops_with_calls_test_the_sha
     );
 }
 
+/// A loop without calls or nested loops whose counter starts at a constant right before it and
+/// only changes in the `br_if` at its end is bounded: its header is no site. In a counted nest it
+/// charges the nest's countdown its whole count on entry. Any doubt gives the loop its site.
+#[test]
+fn loops_with_a_known_small_trip_count_have_no_site_and_charge_their_nest() {
+    let w = wat::parse_str(
+        r#"(module
+  (memory 1)
+  (func $f (export "_start") (local $i i32) (local $j i32) (local $k i32)
+    ;; bounded, 10 iterations: counts down to zero
+    i32.const 10 local.set $i
+    (loop $a local.get $j i32.const 3 i32.add local.set $j
+      local.get $i i32.const 1 i32.sub local.tee $i br_if $a)
+    ;; bounded, 16 iterations: steps of 4 up to 64, other code in between
+    i32.const 0 local.set $i
+    local.get $j i32.const 1 i32.add local.set $j
+    (loop $b local.get $i local.get $j i32.store
+      local.get $i i32.const 4 i32.add local.tee $i i32.const 64 i32.ne br_if $b)
+    ;; 2000 iterations: too many
+    i32.const 0 local.set $i
+    (loop $c local.get $i i32.const 1 i32.add local.tee $i i32.const 2000 i32.lt_u br_if $c)
+    ;; the counter is written twice per iteration
+    i32.const 0 local.set $i
+    (loop $d local.get $i i32.const 1 i32.add local.set $i
+      local.get $i i32.const 1 i32.add local.tee $i i32.const 10 i32.lt_u br_if $d)
+    ;; the counter does not start at a constant
+    i32.const 0 i32.load local.set $k
+    (loop $e local.get $k i32.const 1 i32.add local.tee $k i32.const 10 i32.lt_s br_if $e)
+    ;; a branch before the loop: its start value depends on the path
+    i32.const 0 local.set $i
+    (block $x (br_if $x (local.get $j)) i32.const 5 local.set $i)
+    (loop $g local.get $i i32.const 1 i32.add local.tee $i i32.const 10 i32.lt_s br_if $g)
+    ;; a second branch back to the header
+    i32.const 0 local.set $i
+    (loop $h (br_if $h (i32.eqz (i32.load (i32.const 8))))
+      local.get $i i32.const 1 i32.add local.tee $i i32.const 10 i32.lt_s br_if $h)
+    ;; an unbounded loop around a bounded one
+    (loop $outer
+      i32.const 8 local.set $i
+      (loop $inner local.get $i i32.const 1 i32.sub local.tee $i br_if $inner)
+      local.get $k i32.const 4 i32.add local.tee $k i32.load br_if $outer)))"#,
+    )
+    .expect("wat");
+    let out = instrument(&w, &Policy::default_counter()).expect("instrument");
+    let kinds: Vec<&SiteKind> = out.info.sites.iter().map(|s| &s.kind).collect();
+    // $c, $d, $e, $g, $h, $outer; not $a, $b, $inner.
+    assert_eq!(kinds, [&SiteKind::LoopHeader { counted: true }; 6]);
+
+    use wasmparser::Operator as O;
+    let (_, bodies) = export_and_bodies(&out.wasm, "_start");
+    // 4 host imports; $f, its clone, the stub.
+    let f = &bodies[0];
+    // $outer's countdown local: the one its header decrements.
+    let loops: Vec<usize> = (0..f.len())
+        .filter(|i| matches!(f[*i], O::Loop { .. }))
+        .collect();
+    assert_eq!(loops.len(), 9);
+    let (outer, inner) = (loops[7], loops[8]);
+    let counter = f[outer..inner]
+        .windows(4)
+        .find_map(|w| match w {
+            [O::LocalGet { local_index: a }, O::I32Const { value: 1 }, O::I32Sub, O::LocalTee { local_index: b }]
+                if a == b => Some(*a),
+            _ => None,
+        })
+        .expect("$outer's header counts down");
+    // Right before $inner, after its own counter's start: the charge of 8 iterations.
+    assert!(
+        matches!(
+            &f[inner - 4..inner],
+            [O::LocalGet { local_index: a }, O::I32Const { value: 8 }, O::I32Sub, O::LocalSet { local_index: b }]
+                if *a == counter && *b == counter
+        ),
+        "{:?}",
+        &f[inner - 6..inner]
+    );
+    // Loops outside any counted nest charge nothing: one charge in the function.
+    let charges = f
+        .windows(3)
+        .filter(|w| matches!(w, [O::LocalGet { local_index }, O::I32Const { .. }, O::I32Sub] if *local_index == counter))
+        .count();
+    assert_eq!(charges, 2, "$outer's decrement and $inner's charge");
+
+    // The loop policy keeps a site at every header.
+    let every = Policy {
+        loop_header: true,
+        counter_loop: false,
+        ..Policy::default_counter()
+    };
+    let out = instrument(&w, &every).expect("instrument");
+    assert_eq!(out.info.sites.len(), 9);
+}
+
 /// The routing of a counted loop's frame around its poll call is for the code that runs: a
 /// function with more than 100 locals keeps its locals in place (there the reloads cost more than
 /// the call), and a rewind clone, which runs once per restore, stays without it.

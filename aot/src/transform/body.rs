@@ -22,6 +22,7 @@
 //!   get placeholders), so a dispatch keeps no value alive on the normal path.
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
+use super::loops::{loop_polls, LoopPoll};
 use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, SlotPool, TransformError};
 use crate::abi::{HostFunc, SlotType, State};
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ struct Construct<'a> {
     then_lo: u32,
     else_lo: u32,
     hi: u32,
+    /// A bounded loop (no site at its header): its iteration count (see [`LoopPoll::Bounded`]).
+    bounded: Option<u32>,
 }
 
 impl Construct<'_> {
@@ -113,6 +116,7 @@ struct Open<'a> {
     body: Vec<Node<'a>>,
     else_lo: Option<u32>,
     then_body: Option<Vec<Node<'a>>>,
+    bounded: Option<u32>,
 }
 
 /// Which function [`rewrite`] rewrites.
@@ -853,47 +857,6 @@ fn poll_call(ctx: &ModCtx, site: u32) -> Vec<Instruction<'static>> {
     code
 }
 
-/// For each `loop` of a body, in order: whether the loop contains a call (of any kind).
-///
-/// Under the counter-loop policy, a loop without calls counts its iterations in a local of its own,
-/// which stays in a register. A loop with calls tests the shared countdown instead: a counter
-/// would have to survive every call in it (a callee-saved register taken from the loop, or a
-/// stack slot written on every iteration), which costs more than one load of the countdown.
-fn loops_that_call(body: &FunctionBody<'_>) -> Result<Vec<bool>, TransformError> {
-    let mut calls: Vec<bool> = Vec::new();
-    // The loop ordinal of every open construct (`None` for blocks and ifs).
-    let mut open: Vec<Option<usize>> = Vec::new();
-    for op in body.get_operators_reader()? {
-        match op? {
-            Operator::Loop { .. } => {
-                open.push(Some(calls.len()));
-                calls.push(false);
-            }
-            Operator::Block { .. } | Operator::If { .. } => open.push(None),
-            Operator::End => {
-                open.pop();
-            }
-            Operator::Call { .. }
-            | Operator::CallIndirect { .. }
-            | Operator::ReturnCall { .. }
-            | Operator::ReturnCallIndirect { .. }
-            | Operator::CallRef { .. }
-            | Operator::ReturnCallRef { .. } => {
-                for l in open.iter().flatten() {
-                    calls[*l] = true;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(calls)
-}
-
-/// Whether the loop header with ordinal `ordinal` counts its iterations (see [`loops_that_call`]).
-fn loop_counted(policy: &super::Policy, calling: &[bool], ordinal: usize) -> bool {
-    policy.counter_loop && !calling.get(ordinal).copied().unwrap_or(true)
-}
-
 /// Parses the body into a tree of constructs, validating as it goes and recording, at each resume
 /// point, the operand types the validator knows there.
 fn build_tree<'a>(
@@ -912,7 +875,7 @@ fn build_tree<'a>(
         });
         (sites.len() - 1) as u32
     };
-    let calling = loops_that_call(body)?;
+    let loop_kinds = loop_polls(policy, body)?;
     let mut loop_ordinal = 0usize;
     let mut stack: Vec<Open<'a>> = Vec::new();
     let mut cur: Vec<Node<'a>> = Vec::new();
@@ -948,11 +911,21 @@ fn build_tree<'a>(
                     body: Vec::new(),
                     else_lo: None,
                     then_body: None,
+                    bounded: None,
                 };
                 let ordinal = loop_ordinal;
                 loop_ordinal += usize::from(is_loop);
-                if is_loop && !open.dead && (policy.loop_header || policy.counter_loop) {
-                    let counted = loop_counted(policy, &calling, ordinal);
+                let kind = match is_loop {
+                    true => loop_kinds.get(ordinal).copied(),
+                    false => None,
+                };
+                if let Some(LoopPoll::Bounded(n)) = kind {
+                    open.bounded = Some(n);
+                }
+                if let Some(kind @ (LoopPoll::Counted | LoopPoll::Every)) =
+                    kind.filter(|_| !open.dead)
+                {
+                    let counted = kind == LoopPoll::Counted;
                     let site = new_site(sites, SiteKind::LoopHeader { counted });
                     open.body.push(Node::Poll(PollNode {
                         site,
@@ -992,6 +965,7 @@ fn build_tree<'a>(
                             then_lo: o.then_lo,
                             else_lo: o.else_lo.unwrap_or(hi),
                             hi,
+                            bounded: o.bounded,
                         };
                         let node = Node::Construct(Box::new(c));
                         match stack.last_mut() {
@@ -1286,6 +1260,16 @@ impl<'a> Emitter<'_, '_, 'a> {
                 Instruction::Block(re.block_type(*blockty).map_err(TransformError::reencode)?)
             }
             Operator::Loop { blockty } => {
+                // A bounded loop in a counted nest charges the nest's countdown its whole count on
+                // entry, so the nest still re-reads the shared countdown every 2^K iterations.
+                if let (Some(n), Some(l)) = (c.bounded, outer_counter) {
+                    self.out.extend([
+                        Instruction::LocalGet(l),
+                        Instruction::I32Const(n as i32),
+                        Instruction::I32Sub,
+                        Instruction::LocalSet(l),
+                    ]);
+                }
                 // A loop's body is in a counted nest only if the loop itself is counted.
                 self.nest_counter = None;
                 if let Some(Node::Poll(p)) = c.body.first().filter(|_| c.resumes()) {
@@ -1902,6 +1886,8 @@ pub(super) fn add_polls(
     if policy.function_entry {
         poll(&mut f, SiteKind::Entry);
     }
+    let loop_kinds = loop_polls(policy, body)?;
+    let mut loop_ordinal = 0usize;
     let mut ops = body.get_operators_reader()?;
     while !ops.eof() {
         let offset = ops.original_position();
@@ -1919,9 +1905,15 @@ pub(super) fn add_polls(
         }
         let is_loop = matches!(op, Operator::Loop { .. });
         f.instruction(&re.instruction(op).map_err(TransformError::reencode)?);
-        if is_loop && (policy.loop_header || policy.counter_loop) {
-            let counted = policy.counter_loop;
-            poll(&mut f, SiteKind::LoopHeader { counted });
+        if is_loop {
+            // The same loops as the checkpoint transform's (a bounded loop has no site), each
+            // counted in the one countdown under the counter-loop policy.
+            let kind = loop_kinds.get(loop_ordinal).copied();
+            loop_ordinal += 1;
+            if kind.is_some_and(LoopPoll::is_site) {
+                let counted = policy.counter_loop;
+                poll(&mut f, SiteKind::LoopHeader { counted });
+            }
         }
     }
     Ok(f)

@@ -11,6 +11,7 @@
 
 mod body;
 mod liveness;
+mod loops;
 
 use crate::abi::{self, HostFunc, SlotType};
 use serde::{Deserialize, Serialize};
@@ -458,7 +459,8 @@ fn host_signature(f: HostFunc) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder:
 struct Scan {
     callees: Vec<u32>,
     indirect_types: Vec<u32>,
-    has_loop: bool,
+    /// It has a loop whose header is a site under the policy.
+    loop_sites: bool,
     calls_import: bool,
 }
 
@@ -665,11 +667,13 @@ pub fn instrument_as(
                 | Operator::ReturnCallIndirect { type_index, .. } => {
                     s.indirect_types.push(type_index)
                 }
-                Operator::Loop { .. } => s.has_loop = true,
                 Operator::RefFunc { function_index } => address_taken.push(function_index),
                 _ => {}
             }
         }
+        s.loop_sites = loops::loop_polls(policy, body)?
+            .into_iter()
+            .any(loops::LoopPoll::is_site);
         scans.push(s);
     }
     address_taken.sort_unstable();
@@ -677,9 +681,8 @@ pub fn instrument_as(
     let mut may_unwind = vec![false; n_funcs];
     if policy.instrument {
         for (i, s) in scans.iter().enumerate() {
-            may_unwind[imported_funcs as usize + i] = policy.function_entry
-                || s.calls_import
-                || (s.has_loop && (policy.loop_header || policy.counter_loop));
+            may_unwind[imported_funcs as usize + i] =
+                policy.function_entry || s.calls_import || s.loop_sites;
         }
     }
     let same_type = |a: u32, b: u32| {
