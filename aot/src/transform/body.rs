@@ -13,16 +13,13 @@
 //!   starting at the sequence start and ending right before `Pk`. A dispatch at the start of the
 //!   sequence (taken only while rewinding) pushes `Pk`'s operands and branches to the end of `Ek`.
 //!   That is how a rewind enters nested blocks, loops and ifs without flattening the function.
-//! * After a site call, `global.get $state; if` holds the site's handler in its cold branch: it
-//!   writes the site's *frame set*, the locals live after the site ([`liveness`]), into the frame
-//!   slot globals for the host to read, and returns.
-//! * The dispatches are only in the function's rewind clone, which a rewind runs: its prologue
-//!   asks the host for the site (which puts the frame's slots in those globals), and
-//!   `$rsite != 0` drives the dispatches. The site's trampoline, where the rewind lands, reloads
-//!   the frame; every trampoline defines every local live at its target (the rest get
-//!   placeholders), so a dispatch keeps no value alive on the normal path. The host or an indirect
-//!   call enters an address-taken function, whose prologue hands a rewind over to the clone; the
-//!   other functions are reached while rewinding from their callers' clones, which call clones.
+//! * After a site call, `global.get $state; if` records the site in the `$rsite` global and
+//!   branches to the unwind handler of the site's *frame set*: the locals live after the site
+//!   ([`liveness`]), which it writes into the frame slot globals for the host to read. While
+//!   rewinding, the prologue asks the host for the site (which puts the frame's slots in those
+//!   globals), and `$rsite != 0` drives the dispatches. The site's trampoline, where the rewind
+//!   lands, reloads the frame; every trampoline defines every local live at its target (the rest
+//!   get placeholders), so a dispatch keeps no value alive on the normal path.
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
 use super::loops::{loop_polls, LoopPoll};
@@ -327,67 +324,16 @@ pub(super) fn rewrite(
     )?);
     prologue.push(Instruction::End);
 
-    // The function's own prologue: while rewinding, hand over to the clone. A function that only
-    // direct calls reach has none: its callers' clones call its clone (below).
-    let mut normal_prologue = Vec::new();
-    if ctx.rewind_callee(func).is_none() {
-        normal_prologue.extend([
-            Instruction::GlobalGet(ctx.state_global),
-            Instruction::I32Const(State::Rewinding as i32),
-            Instruction::I32Eq,
-            Instruction::If(EBlockType::Empty),
-        ]);
-        normal_prologue.extend((0..ty.params().len() as u32).map(Instruction::LocalGet));
-        normal_prologue.push(Instruction::ReturnCall(clone_index));
-        normal_prologue.push(Instruction::End);
-    }
-
-    // In the clone, a call of a function without prologue calls that function's clone while
-    // rewinding, and the function itself otherwise (the clone goes on running normally once the
-    // rewind is over): `global.get $state; i32.const 2; i32.eq; if (params -> results) call
-    // $G_rewind else call $G end` (a tail call: both arms `return_call`, then `unreachable`).
-    let mut rewind_calls: HashMap<(u32, bool), Vec<Instruction<'static>>> = HashMap::new();
-    for ins in &body_code {
-        let (target, tail) = match ins {
-            Instruction::Call(f) => (*f, false),
-            Instruction::ReturnCall(f) => (*f, true),
-            _ => continue,
-        };
-        let Some((orig, clone)) = ctx
-            .original_defined(target)
-            .and_then(|o| Some((o, ctx.rewind_callee(o)?)))
-        else {
-            continue;
-        };
-        if rewind_calls.contains_key(&(target, tail)) {
-            continue;
-        }
-        let ft = ctx.func_type(orig);
-        let bt = em.block_type(ft.params(), if tail { &[] } else { ft.results() })?;
-        let mut code = vec![
-            Instruction::GlobalGet(ctx.state_global),
-            Instruction::I32Const(State::Rewinding as i32),
-            Instruction::I32Eq,
-            Instruction::If(bt),
-        ];
-        if tail {
-            code.extend([
-                Instruction::ReturnCall(clone),
-                Instruction::Else,
-                Instruction::ReturnCall(target),
-                Instruction::End,
-                Instruction::Unreachable,
-            ]);
-        } else {
-            code.extend([
-                Instruction::Call(clone),
-                Instruction::Else,
-                Instruction::Call(target),
-                Instruction::End,
-            ]);
-        }
-        rewind_calls.insert((target, tail), code);
-    }
+    // The function's own prologue: while rewinding, hand over to the clone.
+    let mut normal_prologue = vec![
+        Instruction::GlobalGet(ctx.state_global),
+        Instruction::I32Const(State::Rewinding as i32),
+        Instruction::I32Eq,
+        Instruction::If(EBlockType::Empty),
+    ];
+    normal_prologue.extend((0..ty.params().len() as u32).map(Instruction::LocalGet));
+    normal_prologue.push(Instruction::ReturnCall(clone_index));
+    normal_prologue.push(Instruction::End);
 
     // Around the host call of a counted loop's poll, the locals live across it go through their
     // slot globals (stored before, reloaded after), and the loop's countdown is reloaded from the
@@ -432,9 +378,8 @@ pub(super) fn rewrite(
         counters: &em.counters,
         original_locals,
     };
-    // `route` is true for the function and false for its clone. Polls route their frame through
-    // the slot globals (see `around_poll`) only in the function, which is what runs; the clone
-    // runs once per restore, so it is left small. Only the clone calls clones (`rewind_calls`).
+    // `route`: whether polls route their frame through the slot globals (see `around_poll`): only
+    // in the function, which is what runs; the clone runs once per restore, so it is left small.
     // Each unwind check's branch to `$unwind` becomes its site's handler; then the wrapper blocks
     // that no branch targets any more (`$unwind` among them) are dropped.
     let assemble =
@@ -443,15 +388,7 @@ pub(super) fn rewrite(
             let mut expanded: Vec<&Instruction<'_>> = Vec::with_capacity(flat.len());
             let mut i = 0;
             while i < flat.len() {
-                let rewind_call = match flat[i] {
-                    Instruction::Call(f) => rewind_calls.get(&(*f, false)),
-                    Instruction::ReturnCall(f) => rewind_calls.get(&(*f, true)),
-                    _ => None,
-                };
-                if let Some(code) = rewind_call.filter(|_| !route) {
-                    expanded.extend(code.iter());
-                    i += 1;
-                } else if let Some(site) = match_unwind_branch(&flat[i..], ctx.rsite_global) {
+                if let Some(site) = match_unwind_branch(&flat[i..], ctx.rsite_global) {
                     let h = handlers
                         .get(&site)
                         .ok_or(TransformError::Internal("unwind check of an unknown site"))?;

@@ -333,10 +333,6 @@ pub(crate) struct ModCtx {
     countdown: Countdown,
     rsite_global: u32,
     shift: Shift,
-    /// By original function index: the final index of the function's rewind clone, if it has
-    /// one and needs no prologue, that is, if only direct calls reach it (see
-    /// [`ModCtx::rewind_callee`]).
-    direct_clone: Vec<Option<u32>>,
 }
 
 /// Where an instrumented module keeps its countdown (see [`abi::EXPORT_COUNTDOWN`]).
@@ -402,20 +398,6 @@ impl ModCtx {
     }
     fn type_may_unwind(&self, idx: u32) -> bool {
         self.type_unwind.get(idx as usize).copied().unwrap_or(false)
-    }
-    /// For a call to `f` (original index) that the code makes: the rewind clone a rewinding
-    /// caller calls instead, if `f` is an instrumented function that only direct calls of
-    /// instrumented functions reach. Such a function has no prologue: while rewinding, its
-    /// callers' clones call its clone directly. Every other instrumented function (exported, in
-    /// a table, named by `ref.func`, or the start function: the host or an indirect call may
-    /// enter it while rewinding) keeps its prologue.
-    fn rewind_callee(&self, f: u32) -> Option<u32> {
-        self.direct_clone.get(f as usize).copied().flatten()
-    }
-    /// The original index of the function with final index `f`, for defined functions.
-    fn original_defined(&self, f: u32) -> Option<u32> {
-        f.checked_sub(self.shift.added)
-            .filter(|o| *o >= self.imported_funcs)
     }
 }
 
@@ -754,25 +736,7 @@ pub fn instrument_as(
             .count() as u32,
         Mode::PollsOnly => 0,
     };
-    // The clones, in the order of the originals (see `Pass 3`), of the functions that only
-    // direct calls reach.
-    let mut direct_clone = vec![None; n_funcs];
-    if mode == Mode::Checkpoint {
-        let mut k = 0;
-        for (f, m) in may_unwind.iter().enumerate().skip(imported_funcs as usize) {
-            if !*m {
-                continue;
-            }
-            let entered =
-                address_taken.binary_search(&(f as u32)).is_ok() || start == Some(f as u32);
-            if !entered {
-                direct_clone[f] = Some(imported_funcs + added + n_defined_funcs + k);
-            }
-            k += 1;
-        }
-    }
     let ctx = ModCtx {
-        direct_clone,
         poll_target: if n_clones > 0 {
             imported_funcs + added + n_defined_funcs + n_clones
         } else {
