@@ -285,6 +285,40 @@ fn results_equal_to_the_unwinding_marker_are_ordinary_values() {
     );
 }
 
+/// A loop that provably ends within a few iterations has no site: inside a counted loop, only the
+/// outer header polls, and a checkpoint at any of its polls resumes to the same result.
+#[test]
+fn a_bounded_loop_inside_a_counted_loop_has_no_site_and_resumes() {
+    use mvvm_runtime::CallResult;
+    let wat = r#"
+      (module
+        (func (export "main") (result i32) (local $i i32) (local $j i32) (local $acc i32)
+          (loop $outer
+            (local.set $j (i32.const 8))
+            (loop $inner
+              (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (local.get $j)))
+              (br_if $inner (local.tee $j (i32.sub (local.get $j) (i32.const 1)))))
+            (br_if $outer
+              (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 5))))
+          (local.get $acc)))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let mut acc = 0i32;
+    for _ in 0..5 {
+        for j in (1..=8).rev() {
+            acc = acc.wrapping_mul(31).wrapping_add(j);
+        }
+    }
+    let mut stops = 0;
+    let (results, polls) = resume_from_every_poll(&wasm, 1, |_, _, _| stops += 1);
+    assert_eq!(
+        results,
+        vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(acc)])]
+    );
+    // The entry of main, then $outer's header on each of its 5 iterations; $inner's 40 none.
+    assert_eq!(polls, 6, "polls");
+    assert_eq!(stops, 6);
+}
+
 /// A doorbell rung from outside is noticed at the next host poll (with the counter policy, within
 /// 2^K loop iterations), and the checkpoint it takes resumes like any other.
 #[test]
