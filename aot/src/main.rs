@@ -25,10 +25,10 @@ struct Cli {
     /// A site at every loop header, checked on every iteration.
     #[arg(long)]
     enable_loop_checkpoint: bool,
-    /// A site at every loop header (cheap; the default). A loop without calls counts its
-    /// iterations in a register and re-reads the runtime's countdown every 2^K of them; a loop
-    /// with calls tests that countdown on every iteration. Either way it stops promptly when asked.
-    /// A call-free innermost loop that provably ends within 1024 iterations (a constant-bound
+    /// A site at loop headers (cheap; the default). A loop without calls counts its iterations
+    /// in a register and re-reads the runtime's countdown every 2^K of them; a loop with calls
+    /// tests that countdown on every iteration. Either way it stops promptly when asked. Only a
+    /// call-free innermost loop that provably ends within 1024 iterations (a constant-bound
     /// `for (i = 0; i < 16; i++)`) has no site.
     #[arg(long)]
     enable_counter_loop_checkpoint: bool,
