@@ -22,7 +22,7 @@
 //!   get placeholders), so a dispatch keeps no value alive on the normal path.
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
-use super::loops::{loop_polls, LoopPoll};
+use super::loops::LoopPoll;
 use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, SlotPool, TransformError};
 use crate::abi::{HostFunc, SlotType, State};
 use std::collections::HashMap;
@@ -120,11 +120,14 @@ struct Open<'a> {
 }
 
 /// Which function [`rewrite`] rewrites.
-pub(super) struct FuncIds {
+pub(super) struct FuncIds<'l> {
     /// Its index in the original function index space.
     pub(super) func: u32,
     /// The final function index of its rewind clone.
     pub(super) clone: u32,
+    /// What the policy puts at each of its loop headers, in order
+    /// ([`super::loops::loop_polls`]).
+    pub(super) loops: &'l [LoopPoll],
 }
 
 /// Rewrites one defined function: returns the function and its rewind clone.
@@ -133,13 +136,14 @@ pub(super) fn rewrite(
     block_types: &mut BlockTypes,
     slots: &mut SlotPool,
     sites: &mut Vec<SiteInfo>,
-    ids: FuncIds,
+    ids: FuncIds<'_>,
     body: &FunctionBody<'_>,
     mut validator: FuncValidator<ValidatorResources>,
 ) -> Result<(Rewritten, Rewritten), TransformError> {
     let FuncIds {
         func,
         clone: clone_index,
+        loops: loop_kinds,
     } = ids;
     let ty = ctx.func_type(func);
     let mut locals: Vec<ValType> = ty.params().to_vec();
@@ -152,7 +156,7 @@ pub(super) fn rewrite(
             locals.push(t);
         }
     }
-    let tree = build_tree(ctx, sites, func, body, &mut validator)?;
+    let tree = build_tree(ctx, sites, func, body, loop_kinds, &mut validator)?;
 
     let original_locals = locals.len() as u32;
     let mut em = Emitter {
@@ -182,7 +186,8 @@ pub(super) fn rewrite(
     // Liveness without the rewind dispatches (each trampoline defines what it would otherwise
     // carry, below). What each site's frame holds: the locals the code after the site can still
     // read, plus the saved table index of an indirect call (its rewind trampoline reads it). Not
-    // the countdown locals (a rewind zeroes them). Sites with equal sets share one group (the frame set is stored once).
+    // the countdown locals (a rewind zeroes them). Sites with equal sets share one group (the
+    // frame set is stored once).
     let mut wanted: HashMap<usize, ()> = em.unwind_checks.iter().map(|u| (u.if_at, ())).collect();
     let dispatches: HashMap<usize, ()> = em.dispatches.iter().map(|i| (*i, ())).collect();
     wanted.extend(dispatches.keys().map(|i| (*i, ())));
@@ -858,12 +863,13 @@ fn poll_call(ctx: &ModCtx, site: u32) -> Vec<Instruction<'static>> {
 }
 
 /// Parses the body into a tree of constructs, validating as it goes and recording, at each resume
-/// point, the operand types the validator knows there.
+/// point, the operand types the validator knows there. `loop_kinds`: see [`FuncIds::loops`].
 fn build_tree<'a>(
     ctx: &ModCtx,
     sites: &mut Vec<SiteInfo>,
     func: u32,
     body: &FunctionBody<'a>,
+    loop_kinds: &[LoopPoll],
     v: &mut FuncValidator<ValidatorResources>,
 ) -> Result<Vec<Node<'a>>, TransformError> {
     let policy = &ctx.policy;
@@ -875,7 +881,6 @@ fn build_tree<'a>(
         });
         (sites.len() - 1) as u32
     };
-    let loop_kinds = loop_polls(policy, body)?;
     let mut loop_ordinal = 0usize;
     let mut stack: Vec<Open<'a>> = Vec::new();
     let mut cur: Vec<Node<'a>> = Vec::new();
@@ -1822,6 +1827,7 @@ pub(super) fn add_polls(
     sites: &mut Vec<SiteInfo>,
     func: u32,
     body: &FunctionBody<'_>,
+    loop_kinds: &[LoopPoll],
     mut validator: FuncValidator<ValidatorResources>,
 ) -> Result<wasm_encoder::Function, TransformError> {
     let mut re = ctx.reencoder();
@@ -1886,7 +1892,6 @@ pub(super) fn add_polls(
     if policy.function_entry {
         poll(&mut f, SiteKind::Entry);
     }
-    let loop_kinds = loop_polls(policy, body)?;
     let mut loop_ordinal = 0usize;
     let mut ops = body.get_operators_reader()?;
     while !ops.eof() {

@@ -459,8 +459,8 @@ fn host_signature(f: HostFunc) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder:
 struct Scan {
     callees: Vec<u32>,
     indirect_types: Vec<u32>,
-    /// It has a loop whose header is a site under the policy.
-    loop_sites: bool,
+    /// What the policy puts at each of its loop headers, in order.
+    loops: Vec<loops::LoopPoll>,
     calls_import: bool,
 }
 
@@ -671,9 +671,7 @@ pub fn instrument_as(
                 _ => {}
             }
         }
-        s.loop_sites = loops::loop_polls(policy, body)?
-            .into_iter()
-            .any(loops::LoopPoll::is_site);
+        s.loops = loops::loop_polls(policy, body)?;
         scans.push(s);
     }
     address_taken.sort_unstable();
@@ -682,7 +680,7 @@ pub fn instrument_as(
     if policy.instrument {
         for (i, s) in scans.iter().enumerate() {
             may_unwind[imported_funcs as usize + i] =
-                policy.function_entry || s.calls_import || s.loop_sites;
+                policy.function_entry || s.calls_import || s.loops.iter().any(|l| l.is_site());
         }
     }
     let same_type = |a: u32, b: u32| {
@@ -807,6 +805,7 @@ pub fn instrument_as(
                         body::FuncIds {
                             func: f,
                             clone: clone_index,
+                            loops: &scans[i].loops,
                         },
                         &body,
                         v,
@@ -817,7 +816,7 @@ pub fn instrument_as(
                     }
                     func.func
                 }
-                Mode::PollsOnly => body::add_polls(&ctx, &mut sites, f, &body, v)?,
+                Mode::PollsOnly => body::add_polls(&ctx, &mut sites, f, &body, &scans[i].loops, v)?,
             };
             code.function(&func);
         } else {
