@@ -19,6 +19,7 @@ pub struct Artifact {
     /// The target it was compiled for.
     pub target: Target,
     /// `wasmtime::Engine::precompile_module` output.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -30,6 +31,7 @@ pub struct AotFile {
     /// SHA-256 of [`AotFile::wasm`]; images record it to refuse a mismatched module.
     pub module_hash: [u8; 32],
     /// The instrumented module (compiled on the fly for a target without an artifact).
+    #[serde(with = "serde_bytes")]
     pub wasm: Vec<u8>,
     /// Site table, function names, policy.
     pub info: ModuleInfo,

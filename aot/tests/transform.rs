@@ -922,6 +922,48 @@ fn container_round_trips_and_rejects_damage() {
     ));
 }
 
+/// bincode's `standard()` varint, as aot/FORMAT.md describes it.
+fn varint(n: u64) -> Vec<u8> {
+    match n {
+        0..=250 => vec![n as u8],
+        251..=0xffff => [&[251u8][..], &(n as u16).to_le_bytes()].concat(),
+        0x1_0000..=0xffff_ffff => [&[252u8][..], &(n as u32).to_le_bytes()].concat(),
+        _ => [&[253u8][..], &n.to_le_bytes()].concat(),
+    }
+}
+
+#[test]
+fn container_byte_fields_are_a_length_and_the_raw_bytes() {
+    // aot/FORMAT.md: a `Vec<u8>` is its varint length followed by the bytes themselves (the
+    // encoder writes them in one piece, not element by element, but the bytes are the same).
+    let aot = mvvm_aot::build::build(
+        &wasm(),
+        &Policy::default_counter(),
+        &[Target::Pulley64],
+        &EngineOptions::default(),
+    )
+    .expect("build");
+    let file = aot.encode();
+    let body = &file[mvvm_aot::sealed::HEADER_LEN..];
+    let mut expect = varint(aot.producer.len() as u64);
+    expect.extend(aot.producer.as_bytes());
+    expect.extend(aot.module_hash);
+    expect.extend(varint(aot.wasm.len() as u64));
+    expect.extend(&aot.wasm);
+    assert!(aot.wasm.len() > 250, "a multi-byte length is exercised");
+    assert_eq!(&body[..expect.len()], &expect[..], "producer, hash, wasm");
+    // The artifact's bytes end the body (the last field of the last artifact).
+    let art = &aot.artifacts[0].bytes;
+    let mut tail = varint(art.len() as u64);
+    tail.extend(art);
+    assert!(body.ends_with(&tail), "artifact bytes");
+    assert_eq!(
+        body[body.len() - tail.len() - 1],
+        2,
+        "the artifact's target (Pulley64 = 2) comes right before its bytes"
+    );
+}
+
 #[test]
 fn atomic_write_keeps_the_old_file_until_the_new_one_is_complete() {
     let dir = tempfile::tempdir().expect("tempdir");
