@@ -21,17 +21,20 @@ pub fn build(
     policy: &Policy,
     targets: &[Target],
     engine: &EngineOptions,
-) -> Result<AotFile, BuildError> {
+) -> Result<AotFile<'static>, BuildError> {
     let out = instrument(wasm, policy)?;
     let mut artifacts = Vec::new();
     for t in targets {
         let bytes = precompile(&out.wasm, *t, engine).map_err(|e| BuildError::Compile(*t, e))?;
-        artifacts.push(Artifact { target: *t, bytes });
+        artifacts.push(Artifact {
+            target: *t,
+            bytes: bytes.into(),
+        });
     }
     Ok(AotFile {
         producer: format!("mvvm-aot {}", env!("CARGO_PKG_VERSION")),
         module_hash: module_hash(&out.wasm),
-        wasm: out.wasm,
+        wasm: out.wasm.into(),
         info: out.info,
         engine: engine.clone(),
         artifacts,

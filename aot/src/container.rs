@@ -6,6 +6,7 @@ use crate::sealed::{self, SealError};
 use crate::transform::ModuleInfo;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// First eight bytes of every `.aot` file.
@@ -13,32 +14,37 @@ pub const MAGIC: [u8; 8] = *b"MVVMAOT\0";
 /// The container version this build writes and reads.
 pub const VERSION: u32 = 5;
 
-/// One precompiled artifact.
+/// One precompiled artifact. Its bytes are borrowed from the file's bytes when decoded with
+/// [`AotFile::decode`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Artifact {
+pub struct Artifact<'a> {
     /// The target it was compiled for.
     pub target: Target,
     /// `wasmtime::Engine::precompile_module` output.
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
+    #[serde(with = "serde_bytes", borrow)]
+    pub bytes: Cow<'a, [u8]>,
 }
 
-/// The decoded contents of an `.aot` file.
+/// The decoded contents of an `.aot` file. [`AotFile::decode`] borrows the module and the
+/// artifacts from the bytes it decodes (a loader needs one artifact, which wasmtime copies into
+/// executable memory anyway); [`AotFile::read`] and [`build`](crate::build::build) give an owned
+/// `AotFile<'static>`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AotFile {
+pub struct AotFile<'a> {
     /// The mvvm version that wrote it.
     pub producer: String,
     /// SHA-256 of [`AotFile::wasm`]; images record it to refuse a mismatched module.
     pub module_hash: [u8; 32],
     /// The instrumented module (compiled on the fly for a target without an artifact).
-    #[serde(with = "serde_bytes")]
-    pub wasm: Vec<u8>,
+    #[serde(with = "serde_bytes", borrow)]
+    pub wasm: Cow<'a, [u8]>,
     /// Site table, function names, policy.
     pub info: ModuleInfo,
     /// Settings every artifact was compiled with.
     pub engine: EngineOptions,
     /// Precompiled artifacts.
-    pub artifacts: Vec<Artifact>,
+    #[serde(borrow)]
+    pub artifacts: Vec<Artifact<'a>>,
 }
 
 /// Why an `.aot` file could not be read.
@@ -73,7 +79,7 @@ pub fn module_hash(wasm: &[u8]) -> [u8; 32] {
     Sha256::digest(wasm).into()
 }
 
-impl AotFile {
+impl<'a> AotFile<'a> {
     /// Encodes to bytes.
     pub fn encode(&self) -> Vec<u8> {
         let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
@@ -81,8 +87,9 @@ impl AotFile {
         sealed::seal(MAGIC, VERSION, &body)
     }
 
-    /// Decodes bytes; `name` is used in error messages.
-    pub fn decode(name: &str, bytes: &[u8]) -> Result<AotFile, ContainerError> {
+    /// Decodes bytes, borrowing the module and the artifacts from them; `name` is used in error
+    /// messages.
+    pub fn decode(name: &str, bytes: &'a [u8]) -> Result<AotFile<'a>, ContainerError> {
         let body = sealed::unseal(MAGIC, VERSION, bytes).map_err(|e| match e {
             SealError::BadMagic => ContainerError::BadMagic(name.into()),
             SealError::Truncated { got, need } => ContainerError::Truncated(name.into(), got, need),
@@ -90,8 +97,8 @@ impl AotFile {
             SealError::Checksum => ContainerError::Checksum(name.into()),
             e @ SealError::Trailing(_) => ContainerError::Decode(name.into(), e.to_string()),
         })?;
-        let (file, used): (AotFile, usize) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
+        let (file, used): (AotFile<'a>, usize) =
+            bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
                 .map_err(|e| ContainerError::Decode(name.into(), e.to_string()))?;
         if used != body.len() {
             return Err(ContainerError::Decode(
@@ -109,14 +116,33 @@ impl AotFile {
     }
 
     /// Reads and decodes a file.
-    pub fn read(path: &Path) -> Result<AotFile, ContainerError> {
+    pub fn read(path: &Path) -> Result<AotFile<'static>, ContainerError> {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| ContainerError::Io(name.clone(), e))?;
-        AotFile::decode(&name, &bytes)
+        Ok(AotFile::decode(&name, &bytes)?.into_owned())
+    }
+
+    /// A copy that owns its bytes.
+    pub fn into_owned(self) -> AotFile<'static> {
+        AotFile {
+            producer: self.producer,
+            module_hash: self.module_hash,
+            wasm: Cow::Owned(self.wasm.into_owned()),
+            info: self.info,
+            engine: self.engine,
+            artifacts: self
+                .artifacts
+                .into_iter()
+                .map(|a| Artifact {
+                    target: a.target,
+                    bytes: Cow::Owned(a.bytes.into_owned()),
+                })
+                .collect(),
+        }
     }
 
     /// The artifact for `target`, if present.
-    pub fn artifact(&self, target: Target) -> Option<&Artifact> {
+    pub fn artifact(&self, target: Target) -> Option<&Artifact<'a>> {
         self.artifacts.iter().find(|a| a.target == target)
     }
 

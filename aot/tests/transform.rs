@@ -1,6 +1,7 @@
 //! Transform-level properties that do not need a runtime.
 
 use mvvm_aot::container::{AotFile, ContainerError};
+use std::borrow::Cow;
 use mvvm_aot::transform::{instrument, Policy, SiteKind, TransformError};
 use mvvm_aot::{EngineOptions, Target};
 
@@ -903,6 +904,16 @@ fn container_round_trips_and_rejects_damage() {
     assert_eq!(back.module_hash, aot.module_hash);
     assert_eq!(back.info, aot.info);
     assert_eq!(back.artifacts.len(), 1);
+    assert_eq!(back.wasm, aot.wasm);
+    assert_eq!(back.artifacts[0].bytes, aot.artifacts[0].bytes);
+    // Decoding copies neither the module nor the artifacts: they point into `bytes`.
+    let within = |b: &[u8]| bytes.as_ptr_range().contains(&b.as_ptr());
+    assert!(matches!(back.wasm, Cow::Borrowed(w) if within(w)), "module borrowed");
+    assert!(
+        matches!(back.artifacts[0].bytes, Cow::Borrowed(a) if within(a)),
+        "artifact borrowed"
+    );
+    assert_eq!(back.encode(), bytes, "a decoded file encodes to the same bytes");
     assert!(matches!(
         AotFile::decode("x", &bytes[..30]),
         Err(ContainerError::Truncated(..))
@@ -949,13 +960,13 @@ fn container_byte_fields_are_a_length_and_the_raw_bytes() {
     expect.extend(aot.producer.as_bytes());
     expect.extend(aot.module_hash);
     expect.extend(varint(aot.wasm.len() as u64));
-    expect.extend(&aot.wasm);
+    expect.extend(aot.wasm.iter());
     assert!(aot.wasm.len() > 250, "a multi-byte length is exercised");
     assert_eq!(&body[..expect.len()], &expect[..], "producer, hash, wasm");
     // The artifact's bytes end the body (the last field of the last artifact).
     let art = &aot.artifacts[0].bytes;
     let mut tail = varint(art.len() as u64);
-    tail.extend(art);
+    tail.extend(art.iter());
     assert!(body.ends_with(&tail), "artifact bytes");
     assert_eq!(
         body[body.len() - tail.len() - 1],

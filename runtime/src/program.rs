@@ -69,7 +69,7 @@ impl Program {
     }
 
     /// Loads a decoded `.aot` file, preferring its precompiled artifact for the target.
-    pub fn from_aot(aot: &AotFile, isa: Isa) -> Result<Program, RuntimeError> {
+    pub fn from_aot(aot: &AotFile<'_>, isa: Isa) -> Result<Program, RuntimeError> {
         let target = isa.target()?;
         if aot.engine.fuel {
             return Err(RuntimeError::Input(
