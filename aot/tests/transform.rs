@@ -1,9 +1,9 @@
 //! Transform-level properties that do not need a runtime.
 
 use mvvm_aot::container::{AotFile, ContainerError};
-use std::borrow::Cow;
 use mvvm_aot::transform::{instrument, Policy, SiteKind, TransformError};
 use mvvm_aot::{EngineOptions, Target};
+use std::borrow::Cow;
 
 const MODULE: &str = r#"
 (module
@@ -908,12 +908,19 @@ fn container_round_trips_and_rejects_damage() {
     assert_eq!(back.artifacts[0].bytes, aot.artifacts[0].bytes);
     // Decoding copies neither the module nor the artifacts: they point into `bytes`.
     let within = |b: &[u8]| bytes.as_ptr_range().contains(&b.as_ptr());
-    assert!(matches!(back.wasm, Cow::Borrowed(w) if within(w)), "module borrowed");
+    assert!(
+        matches!(back.wasm, Cow::Borrowed(w) if within(w)),
+        "module borrowed"
+    );
     assert!(
         matches!(back.artifacts[0].bytes, Cow::Borrowed(a) if within(a)),
         "artifact borrowed"
     );
-    assert_eq!(back.encode(), bytes, "a decoded file encodes to the same bytes");
+    assert_eq!(
+        back.encode(),
+        bytes,
+        "a decoded file encodes to the same bytes"
+    );
     assert!(matches!(
         AotFile::decode("x", &bytes[..30]),
         Err(ContainerError::Truncated(..))

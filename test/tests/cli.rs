@@ -197,7 +197,10 @@ fn bad_input_gets_one_clear_line() {
         .arg(&good)
         .args(["--isa", "pulley64"]));
     assert!(from_file.status.success(), "{}", stderr(&from_file));
-    assert_eq!(o.stdout, from_file.stdout, "the same program, piped or mapped");
+    assert_eq!(
+        o.stdout, from_file.stdout,
+        "the same program, piped or mapped"
+    );
     let o = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(d));
     assert_clear_error(&o, 2, "Is a directory");
 
