@@ -574,8 +574,21 @@ fn unwind_checks_save_their_frame_in_place_and_test_a_callee_result_before_the_s
         &after(6)[..2]
     );
     for (i, body) in bodies[..8].iter().enumerate() {
-        // Every `global.get $state; if` leads straight to saving the frame and returning.
+        // Every `global.get $state; if` leads straight to putting the frame in its slot globals
+        // and leaving, with the site, the block around the body, after which one exit records the
+        // frame and returns.
         let mut checks = 0;
+        // Constructs open before each instruction (the function's own block not counted).
+        let mut depth = Vec::with_capacity(body.len());
+        let mut open = 0usize;
+        for o in body.iter() {
+            depth.push(open);
+            match o {
+                O::Block { .. } | O::Loop { .. } | O::If { .. } => open += 1,
+                O::End => open = open.saturating_sub(1),
+                _ => {}
+            }
+        }
         for (k, w) in body.windows(2).enumerate() {
             if !matches!(w, [O::GlobalGet { global_index }, O::If { .. }] if *global_index == state)
             {
@@ -588,40 +601,69 @@ fn unwind_checks_save_their_frame_in_place_and_test_a_callee_result_before_the_s
                 .position(|o| matches!(o, O::End))
                 .expect("the check ends");
             let arm = &arm[..end];
+            let (saves, leave) = arm.split_at(arm.len().saturating_sub(2));
             assert!(
-                !arm.iter()
-                    .any(|o| matches!(o, O::Br { .. } | O::BrIf { .. } | O::If { .. })),
-                "body {i}: the cold branch saves in place: {arm:?}"
+                saves.chunks(2).all(|c| matches!(
+                    c,
+                    [O::LocalGet { .. }, O::GlobalSet { global_index }] if *global_index > state
+                )),
+                "body {i}: the cold branch saves the frame in place: {arm:?}"
             );
-            let save = arm
-                .iter()
-                .position(|o| {
-                    matches!(
-                        o,
-                        O::Call {
-                            function_index: SAVE_FRAME
-                        }
-                    )
-                })
-                .unwrap_or_else(|| panic!("body {i}: no save_frame in {arm:?}"));
-            // The function's placeholder results: the marker for $i32 (and its clone) and $i64.
-            let results = &arm[save + 1..];
-            let want_results = match i % 4 {
-                0 => matches!(results, [O::I32Const { value: 0x6d76_766d }, O::Return]),
-                1 => matches!(
-                    results,
-                    [
-                        O::I64Const {
-                            value: 0x6d76_766d_6d76_766d
-                        },
-                        O::Return
-                    ]
-                ),
-                _ => matches!(results, [O::Return]),
-            };
-            assert!(want_results, "body {i}: {results:?}");
+            let br_at = k + 2 + arm.len() - 1;
+            assert!(
+                matches!(leave, [O::I32Const { value }, O::Br { relative_depth }]
+                    if *value > 0 && *relative_depth as usize + 1 == depth[br_at]),
+                "body {i}: the cold branch leaves the outermost block with its site: {arm:?}"
+            );
         }
         assert!(checks > 0, "body {i} has unwind checks");
+        // The exit: `local.set $t; i32.const func; local.get $t; call $save_frame`, then the
+        // function's placeholder results: the marker for $i32 (and its clone) and $i64.
+        let exit = body
+            .iter()
+            .rposition(|o| {
+                matches!(
+                    o,
+                    O::Call {
+                        function_index: SAVE_FRAME
+                    }
+                )
+            })
+            .unwrap_or_else(|| panic!("body {i}: no save_frame"));
+        assert!(
+            matches!(&body[exit - 3..exit], [O::LocalSet { local_index: a },
+                O::I32Const { value: f }, O::LocalGet { local_index: b }]
+                if a == b && *f == (i % 4) as i32),
+            "body {i}: {:?}",
+            &body[exit - 3..exit]
+        );
+        let results = &body[exit + 1..];
+        let want_results = match i % 4 {
+            0 => matches!(results, [O::I32Const { value: 0x6d76_766d }, O::End]),
+            1 => matches!(
+                results,
+                [
+                    O::I64Const {
+                        value: 0x6d76_766d_6d76_766d
+                    },
+                    O::End
+                ]
+            ),
+            _ => matches!(results, [O::End]),
+        };
+        assert!(want_results, "body {i}: {results:?}");
+        assert_eq!(
+            body.iter()
+                .filter(|o| matches!(
+                    o,
+                    O::Call {
+                        function_index: SAVE_FRAME
+                    }
+                ))
+                .count(),
+            1,
+            "body {i}: one exit records frames"
+        );
         // Every `block` is the target of some branch.
         let mut open: Vec<(bool, bool)> = Vec::new(); // (is a block, targeted)
         let mark = |open: &mut Vec<(bool, bool)>, d: u32| {
@@ -651,9 +693,10 @@ fn unwind_checks_save_their_frame_in_place_and_test_a_callee_result_before_the_s
             }
         }
     }
-    // The original `$never` block, which nothing targets, is gone; `$out` stays.
+    // The original `$never` block, which nothing targets, is gone; `$out` stays, inside the block
+    // the handlers leave.
     let blocks = main.iter().filter(|o| matches!(o, O::Block { .. })).count();
-    assert_eq!(blocks, 1, "{main:?}");
+    assert_eq!(blocks, 2, "{main:?}");
 }
 
 /// Around a counted loop's poll, a local that holds a constant offset from another value fixed at

@@ -182,6 +182,9 @@ pub(super) fn rewrite(
     em.out.push(Instruction::Return);
     em.close(em.unwind_label);
     let mut body_code = std::mem::take(&mut em.out);
+    // Where the common exit of the handlers keeps the site (below): a scratch local, dead in the
+    // body wherever a handler leaves it.
+    let exit_site = em.scratch(ValType::I32, 0);
 
     // Liveness without the rewind dispatches (each trampoline defines what it would otherwise
     // carry, below). What each site's frame holds: the locals the code after the site can still
@@ -260,10 +263,15 @@ pub(super) fn rewrite(
         };
 
     // Handlers. The unwind check of each site saves that site's frame itself, in its cold branch:
-    // it puts the frame's locals in their slot globals, has the host record the frame, and returns
-    // placeholder results (see `unwound_results`). Until the bodies are assembled, the check
-    // branches to the block `$unwind` around the body instead (see `unwind_branch`); nothing comes
-    // after that block.
+    // it puts the frame's locals in their slot globals and leaves the block `$unwind` around the
+    // body with `site+1`; after that block, one exit per function has the host record the frame
+    // and returns placeholder results (see `unwound_results`). Until the bodies are assembled,
+    // the check branches to `$unwind` without a value (see `unwind_branch`; liveness sees it as
+    // leaving the body); assembly puts each site's handler in its place and gives `$unwind` its
+    // `i32` result. (A handler that also recorded the frame and returned repeated a host call
+    // and a function epilogue at every site: SQLite's native x86_64 code was 15.1 MB against
+    // 12.9 MB, Lua's 3.4 against 2.8; the instructions executed moved by -1% to +4% per
+    // workload, the run times within their spread.)
     let mut handlers: HashMap<u32, Vec<Instruction<'static>>> = HashMap::new();
     for (site, g) in &site_group {
         let mut h = Vec::new();
@@ -271,16 +279,17 @@ pub(super) fn rewrite(
             h.push(Instruction::LocalGet(*l));
             h.push(Instruction::GlobalSet(slot_of[l]));
         }
-        h.extend([
-            Instruction::I32Const(func as i32),
-            Instruction::I32Const(*site as i32 + 1),
-            Instruction::Call(ctx.host(HostFunc::SaveFrame)),
-        ]);
-        h.extend(unwound_results(ty.results())?);
-        h.push(Instruction::Return);
         handlers.insert(*site, h);
     }
-    let handler = [Instruction::Unreachable, Instruction::End];
+    let mut exit = vec![
+        Instruction::LocalSet(exit_site),
+        Instruction::I32Const(func as i32),
+        Instruction::LocalGet(exit_site),
+        Instruction::Call(ctx.host(HostFunc::SaveFrame)),
+    ];
+    exit.extend(unwound_results(ty.results())?);
+    exit.push(Instruction::End);
+    let unwind_block = Instruction::Block(EBlockType::Result(wasm_encoder::ValType::I32));
 
     // A rewind carries values from the prologue through the dispatches to the site. A trampoline
     // defines the locals live at its target that are not live at its dispatch: carried along
@@ -389,7 +398,19 @@ pub(super) fn rewrite(
     // that no branch targets any more (`$unwind` among them) are dropped.
     let assemble =
         |parts: [&[Instruction<'_>]; 3], route: bool| -> Result<Rewritten, TransformError> {
-            let flat: Vec<&Instruction<'_>> = parts.into_iter().flatten().collect();
+            let [prologue, body, exit] = parts;
+            // The body's first instruction opens `$unwind`.
+            let (Some(Instruction::Block(EBlockType::Empty)), Some(rest)) =
+                (body.first(), body.get(1..))
+            else {
+                return Err(TransformError::Internal("the body does not open $unwind"));
+            };
+            let flat: Vec<&Instruction<'_>> = prologue
+                .iter()
+                .chain([&unwind_block])
+                .chain(rest)
+                .chain(exit)
+                .collect();
             let mut expanded: Vec<&Instruction<'_>> = Vec::with_capacity(flat.len());
             let mut i = 0;
             while i < flat.len() {
@@ -398,6 +419,8 @@ pub(super) fn rewrite(
                         .get(&site)
                         .ok_or(TransformError::Internal("unwind check of an unknown site"))?;
                     expanded.extend(h.iter());
+                    // `i32.const site+1` and the `br` to `$unwind`, without the `global.set`.
+                    expanded.extend([flat[i], flat[i + 2]]);
                     i += UNWIND_BRANCH_LEN;
                 } else {
                     expanded.push(flat[i]);
@@ -444,8 +467,8 @@ pub(super) fn rewrite(
             Ok(Rewritten { func, hints })
         };
     Ok((
-        assemble([&normal_prologue, &normal_code, &handler], true)?,
-        assemble([&prologue, &body_code, &handler], false)?,
+        assemble([&normal_prologue, &normal_code, &exit], true)?,
+        assemble([&prologue, &body_code, &exit], false)?,
     ))
 }
 
