@@ -933,15 +933,20 @@ fn reserved_names_are_refused() {
     ));
 }
 
-#[test]
-fn container_round_trips_and_rejects_damage() {
-    let aot = mvvm_aot::build::build(
+/// The test module, instrumented at the default policy, with a pulley64 artifact.
+fn pulley_aot() -> AotFile<'static> {
+    mvvm_aot::build::build(
         &wasm(),
         &Policy::default_counter(),
         &[Target::Pulley64],
         &EngineOptions::default(),
     )
-    .expect("build");
+    .expect("build")
+}
+
+#[test]
+fn container_round_trips_and_rejects_damage() {
+    let aot = pulley_aot();
     let bytes = aot.encode();
     let back = AotFile::decode("x.aot", &bytes).expect("decode");
     assert_eq!(back.module_hash, aot.module_hash);
@@ -997,13 +1002,7 @@ fn varint(n: u64) -> Vec<u8> {
 fn container_byte_fields_are_a_length_and_the_raw_bytes() {
     // aot/FORMAT.md: a `Vec<u8>` is its varint length followed by the bytes themselves (the
     // encoder writes them in one piece, not element by element, but the bytes are the same).
-    let aot = mvvm_aot::build::build(
-        &wasm(),
-        &Policy::default_counter(),
-        &[Target::Pulley64],
-        &EngineOptions::default(),
-    )
-    .expect("build");
+    let aot = pulley_aot();
     let file = aot.encode();
     let body = &file[mvvm_aot::sealed::HEADER_LEN..];
     let mut expect = varint(aot.producer.len() as u64);
