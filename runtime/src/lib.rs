@@ -18,7 +18,7 @@ pub mod wasi_state;
 
 pub use doorbell::Doorbell;
 pub use host::Trigger;
-pub use program::{Isa, Program};
+pub use program::{CodeParts, Isa, Program};
 pub use session::{CallResult, DirMap, Outcome, Output, ProbeEnd, Run, RunConfig};
 
 /// Why the runtime could not do what it was asked.

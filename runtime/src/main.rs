@@ -6,6 +6,7 @@ use mvvm_aot::container::AotFile;
 use mvvm_aot::transform::{ModuleInfo, SiteKind};
 use mvvm_checkpoint::image::{is_image, PAGE};
 use mvvm_checkpoint::{FdEntry, Image, Snapshot};
+use mvvm_runtime::program::CodeSource;
 use mvvm_runtime::{DirMap, Isa, Outcome, Program, RunConfig, RuntimeError, Trigger};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -562,6 +563,28 @@ fn inspect_aot(file: &Path) -> Result<()> {
     println!("targets:");
     for a in &aot.artifacts {
         println!("  {:<28} {} bytes", a.target.triple(), a.bytes.len());
+    }
+    // What the code of each artifact this host can load is for (the others cannot be mapped here).
+    for isa in [Isa::Native, Isa::Pulley64] {
+        let Ok(target) = isa.target() else { continue };
+        if aot.artifact(target).is_none() {
+            continue;
+        }
+        let p = Program::from_aot(&aot, isa)?;
+        if p.source != CodeSource::Artifact {
+            continue; // from_aot warned why; a compiled module says nothing about the artifact
+        }
+        if let Some(c) = p.code_parts() {
+            println!(
+                "code:         {}: {} bytes: functions {}, rewind clones {} ({}), other {}",
+                target.triple(),
+                p.code_size(),
+                c.functions_bytes,
+                c.clones_bytes,
+                c.clones,
+                c.other_bytes
+            );
+        }
     }
     println!(
         "functions:    {} ({} imported, {} instrumented)",

@@ -168,4 +168,63 @@ impl Program {
     pub fn code_size(&self) -> usize {
         self.module.text().len()
     }
+
+    /// [`Program::code_size`] split by what the code is for: the module's own functions, the
+    /// rewind clones (aot/FORMAT.md §3, *Rewind clone*), and the rest. `None` when the module's
+    /// functions are not laid out as `mvvm-aot` lays them out (its own functions, then, in a
+    /// checkpointable module, one clone per instrumented function and the poll stub): e.g. a
+    /// module that another tool rewrote after the transform, as the benchmarks do with Asyncify.
+    pub fn code_parts(&self) -> Option<CodeParts> {
+        let imports = self
+            .module
+            .imports()
+            .filter(|i| matches!(i.ty(), wasmtime::ExternType::Func(_)))
+            .count() as u64;
+        let own = self.info.functions.iter().filter(|f| !f.imported).count() as u64;
+        let instrumented = self
+            .info
+            .functions
+            .iter()
+            .filter(|f| f.instrumented)
+            .count() as u64;
+        let defined = self.module.functions().len() as u64;
+        // A checkpointable module has a clone per instrumented function and the poll stub after
+        // its own functions; a plain or polls-only one has nothing after them.
+        let clones = match defined.checked_sub(own)? {
+            0 => 0,
+            extra if extra == instrumented + 1 => instrumented,
+            _ => return None,
+        };
+        let first_clone = imports + own;
+        let mut parts = CodeParts {
+            clones: clones as usize,
+            ..CodeParts::default()
+        };
+        for f in self.module.functions() {
+            let i = u64::from(f.index.as_u32());
+            if i < first_clone {
+                parts.functions_bytes += f.len;
+            } else if i < first_clone + clones {
+                parts.clones_bytes += f.len;
+            }
+        }
+        parts.other_bytes = self
+            .code_size()
+            .checked_sub(parts.functions_bytes + parts.clones_bytes)?;
+        Some(parts)
+    }
+}
+
+/// A module's compiled code by what it is for ([`Program::code_parts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeParts {
+    /// Bytes of the module's own functions: what a program runs, instrumented or not.
+    pub functions_bytes: usize,
+    /// Bytes of the rewind clones: code that only runs to finish an activation a restore rebuilt.
+    pub clones_bytes: usize,
+    /// How many rewind clones there are (one per instrumented function; none in a plain module).
+    pub clones: usize,
+    /// Every other byte of the text section: the poll stub, the trampolines between host and wasm,
+    /// alignment padding between functions.
+    pub other_bytes: usize,
 }

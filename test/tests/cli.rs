@@ -57,6 +57,16 @@ fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     }
     assert!(text.contains("threshold K:  4"), "{text}");
     assert!(text.contains("function entry"), "{text}");
+    // The code of the artifacts this host can load, split into functions and rewind clones.
+    let host = mvvm_aot::Target::host().expect("a supported host").triple();
+    for t in [host, "pulley64"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("code:         {t}: ")))
+            .unwrap_or_else(|| panic!("inspect lacks the code of {t}:\n{text}"));
+        assert!(line.contains(" rewind clones "), "{line}");
+        assert!(!line.contains(" rewind clones 0 "), "{line}");
+    }
 
     // The uninstrumented module, run by the same runtime from the .wat directly.
     let plain = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(p_wat()));

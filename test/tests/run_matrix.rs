@@ -52,3 +52,70 @@ fn every_guest_under_every_policy_on_both_isas() {
     }
     assert!(runs >= 15 * 2 * 2, "only {runs} runs");
 }
+
+/// `Program::code_parts` tells the rewind clones from the functions a program runs: a module
+/// with one function that loops (a site), one that calls it (so it may unwind) and a leaf that
+/// neither loops nor calls has two clones; the plain build has none; a module whose functions
+/// are not laid out as the transform lays them out gets no split.
+#[test]
+fn code_parts_count_one_clone_per_instrumented_function() {
+    use mvvm_aot::transform::{instrument, Policy};
+    use mvvm_aot::EngineOptions;
+    use mvvm_runtime::Program;
+    let wasm = wat::parse_str(
+        r#"(module
+          (memory (export "memory") 1)
+          (func $leaf (param i32) (result i32) local.get 0 i32.const 3 i32.mul)
+          (func $spin (param i32) (result i32)
+            (local $i i32)
+            (loop $l
+              local.get $i local.get 0 i32.add local.set $i
+              local.get $i i32.const 1000000 i32.lt_u br_if $l)
+            local.get $i)
+          (func (export "_start")
+            i32.const 5 call $leaf call $spin drop))"#,
+    )
+    .expect("wat");
+    for isa in [Isa::Native, Isa::Pulley64] {
+        let plain = program(&wasm, &Policy::plain(), isa);
+        let p = plain.code_parts().expect("plain layout");
+        assert_eq!((p.clones, p.clones_bytes), (0, 0), "{isa:?} plain");
+        assert!(p.functions_bytes > 0, "{isa:?} plain: {p:?}");
+        assert_eq!(
+            p.functions_bytes + p.other_bytes,
+            plain.code_size(),
+            "{isa:?} plain"
+        );
+
+        let inst = program(&wasm, &Policy::default_counter(), isa);
+        let instrumented: Vec<bool> = inst.info.functions.iter().map(|f| f.instrumented).collect();
+        assert_eq!(
+            instrumented,
+            [false, true, true],
+            "{isa:?}: $leaf stays as it is"
+        );
+        let c = inst.code_parts().expect("mvvm-aot layout");
+        assert_eq!(c.clones, 2, "{isa:?}: {c:?}");
+        assert!(
+            c.clones_bytes > 0 && c.functions_bytes > 0,
+            "{isa:?}: {c:?}"
+        );
+        assert!(
+            c.other_bytes > 0,
+            "{isa:?}: the poll stub is neither: {c:?}"
+        );
+        assert_eq!(
+            c.functions_bytes + c.clones_bytes + c.other_bytes,
+            inst.code_size(),
+            "{isa:?}"
+        );
+        // The instrumented module with the plain module's site table: a clone and a stub more
+        // than the table accounts for.
+        let out = instrument(&wasm, &Policy::default_counter()).expect("instrument");
+        let plain_info = plain.info.as_ref().clone();
+        let mismatched =
+            Program::from_instrumented(&out.wasm, plain_info, isa, &EngineOptions::default())
+                .expect("compiles");
+        assert_eq!(mismatched.code_parts(), None, "{isa:?}");
+    }
+}

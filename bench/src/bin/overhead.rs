@@ -16,14 +16,16 @@
 //! to be used. Its baseline is the uninstrumented module after the same `wasm-opt -O2`, so the
 //! ratio shows only what Asyncify adds.
 //!
-//! Code size: wasm bytes, and bytes of native code wasmtime compiled, variant over baseline.
+//! Code size: wasm bytes, and bytes of native code wasmtime compiled, variant over baseline; and
+//! for counter-loop K=16 that native code split into the module's own functions, the rewind
+//! clones and the rest (`Program::code_parts`), each over the baseline's native code.
 //! The last line printed is `geomean R`: the geometric mean over all workloads of the
 //! counter-loop K=16 time ratio.
 
 use mvvm_aot::transform::instrument;
 use mvvm_aot::{EngineOptions, Policy};
 use mvvm_bench::median;
-use mvvm_runtime::{Isa, Outcome, Program, Trigger};
+use mvvm_runtime::{CodeParts, Isa, Outcome, Program, Trigger};
 use mvvm_tests::{bench_workloads, Workload};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -131,6 +133,8 @@ struct Cell {
     variant_ms: f64,
     wasm: (usize, usize),
     code: (usize, usize),
+    /// The variant's native code by part, when it is laid out as the transform lays it out.
+    parts: Option<CodeParts>,
 }
 
 struct Args {
@@ -247,6 +251,7 @@ fn main() {
                 variant_ms: median(&mut tv) * 1e3,
                 wasm: (base.wasm_size, measured.wasm_size),
                 code: (base.program.code_size(), measured.program.code_size()),
+                parts: measured.program.code_parts(),
             };
             eprintln!(
                 "{:<13} {:<12} {:>9.2} ms -> {:>9.2} ms  x{:.3}",
@@ -264,11 +269,15 @@ fn main() {
 
 fn write_csv(path: &Path, cells: &[Cell], pairs: usize) -> std::io::Result<()> {
     let mut s = String::from(
-        "workload,variant,pairs,baseline_ms,variant_ms,time_ratio,wasm_baseline,wasm_variant,code_baseline,code_variant\n",
+        "workload,variant,pairs,baseline_ms,variant_ms,time_ratio,wasm_baseline,wasm_variant,code_baseline,code_variant,code_variant_functions,code_variant_clones,code_variant_other\n",
     );
     for c in cells {
+        // The split of the variant's code, empty where it has none (Asyncify).
+        let parts = c.parts.map_or(",,".into(), |p| {
+            format!("{},{},{}", p.functions_bytes, p.clones_bytes, p.other_bytes)
+        });
         s.push_str(&format!(
-            "{},{},{pairs},{:.3},{:.3},{:.4},{},{},{},{}\n",
+            "{},{},{pairs},{:.3},{:.3},{:.4},{},{},{},{},{parts}\n",
             c.workload,
             c.variant,
             c.base_ms,
@@ -281,6 +290,56 @@ fn write_csv(path: &Path, cells: &[Cell], pairs: usize) -> std::io::Result<()> {
         ));
     }
     mvvm_aot::fsutil::atomic_write(path, s.as_bytes())
+}
+
+/// Where the native code of variant `label` goes: its own functions, the rewind clones and the
+/// rest, each over the uninstrumented module's native code (the three add up to the variant's
+/// native-code ratio in the code-size table).
+fn print_code_parts(o: &mut impl Write, cells: &[Cell], workloads: &[Workload], label: &str) {
+    let rows: Vec<(&str, usize, [f64; 4])> = workloads
+        .iter()
+        .filter_map(|w| {
+            let c = cells
+                .iter()
+                .find(|c| c.workload == w.name && c.variant == label)?;
+            let p = c.parts?;
+            let base = c.code.0 as f64;
+            let r = |b: usize| b as f64 / base;
+            Some((
+                w.name,
+                c.code.0,
+                [
+                    r(p.functions_bytes),
+                    r(p.clones_bytes),
+                    r(p.other_bytes),
+                    r(c.code.1),
+                ],
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nNative code of {label} by part, over the uninstrumented module's native code:\n"
+    );
+    let _ = writeln!(
+        o,
+        "| workload | plain code | functions | rewind clones | other | total |"
+    );
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|");
+    for (name, plain, r) in &rows {
+        let _ = writeln!(
+            o,
+            "| {name} | {plain} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            r[0], r[1], r[2], r[3]
+        );
+    }
+    let g: Vec<String> = (0..4)
+        .map(|i| format!("{:.2}", geomean(rows.iter().map(|r| r.2[i]))))
+        .collect();
+    let _ = writeln!(o, "| **geomean** | | {} |", g.join(" | "));
 }
 
 fn geomean(v: impl Iterator<Item = f64>) -> f64 {
@@ -362,6 +421,7 @@ fn print_tables(cells: &[Cell], workloads: &[Workload], labels: &[String], pairs
         })
         .collect();
     let _ = writeln!(o, "| **geomean** | | | {} |", sizes.join(" | "));
+    print_code_parts(&mut o, cells, workloads, "counter K=16");
     let r = geomean(
         cells
             .iter()
