@@ -6,7 +6,6 @@ use mvvm_aot::container::AotFile;
 use mvvm_aot::transform::{ModuleInfo, SiteKind};
 use mvvm_checkpoint::image::{is_image, PAGE};
 use mvvm_checkpoint::{FdEntry, Image, Snapshot};
-use mvvm_runtime::program::CodeSource;
 use mvvm_runtime::{DirMap, Isa, Outcome, Program, RunConfig, RuntimeError, Trigger};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -570,10 +569,13 @@ fn inspect_aot(file: &Path) -> Result<()> {
         if aot.artifact(target).is_none() {
             continue;
         }
-        let p = Program::from_aot(&aot, isa)?;
-        if p.source != CodeSource::Artifact {
-            continue; // from_aot warned why; a compiled module says nothing about the artifact
-        }
+        let p = match Program::from_aot_artifact(&aot, isa) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("code:         {}: not loadable here: {e}", target.triple());
+                continue;
+            }
+        };
         if let Some(c) = p.code_parts() {
             println!(
                 "code:         {}: {} bytes: functions {}, rewind clones {} ({}), other {}",

@@ -89,35 +89,13 @@ impl Program {
     /// Loads a decoded `.aot` file, preferring its precompiled artifact for the target.
     pub fn from_aot(aot: &AotFile<'_>, isa: Isa) -> Result<Program, RuntimeError> {
         let target = isa.target()?;
-        if aot.engine.fuel {
-            return Err(RuntimeError::Input(
-                "this .aot was compiled with fuel metering, which mvvm-aot never writes; rebuild it with mvvm-aot".into(),
-            ));
-        }
-        let config = engine_config(target, &aot.engine).map_err(RuntimeError::Engine)?;
-        let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
-        let mut source = CodeSource::Artifact;
-        let module = match aot.artifact(target) {
-            // SAFETY: the bytes come from an .aot file whose checksum and module hash were verified
-            // on decode, written by mvvm-aot with the same engine configuration. Like wasmtime's own
-            // .cwasm files, .aot files must be trusted like executables.
-            Some(a) => match unsafe { Module::deserialize(&engine, &a.bytes) } {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    spdlog::warn!("the {target} artifact cannot be loaded here ({e:#}); compiling the embedded module instead");
-                    None
-                }
-            },
-            None => {
-                spdlog::warn!("the .aot file has no {target} artifact; compiling the embedded module (rebuild with mvvm-aot --target {target} to avoid this)");
-                None
-            }
-        };
-        let module = match module {
-            Some(m) => m,
-            None => {
-                source = CodeSource::Compiled;
-                Module::new(&engine, &aot.wasm).map_err(RuntimeError::Engine)?
+        let engine = aot_engine(aot, target)?;
+        let (module, source) = match artifact_module(aot, target, &engine) {
+            Ok(m) => (m, CodeSource::Artifact),
+            Err(e) => {
+                spdlog::warn!("{e}; compiling the embedded module instead");
+                let m = Module::new(&engine, &aot.wasm).map_err(RuntimeError::Engine)?;
+                (m, CodeSource::Compiled)
             }
         };
         Ok(Program {
@@ -125,6 +103,23 @@ impl Program {
             module_hash: aot.module_hash,
             target,
             source,
+            engine,
+            module,
+        })
+    }
+
+    /// Loads only the `.aot` file's precompiled artifact for the target and never compiles: for
+    /// describing the artifact itself (`mvvm inspect`). Fails where [`Program::from_aot`] would
+    /// fall back to compiling the embedded module.
+    pub fn from_aot_artifact(aot: &AotFile<'_>, isa: Isa) -> Result<Program, RuntimeError> {
+        let target = isa.target()?;
+        let engine = aot_engine(aot, target)?;
+        let module = artifact_module(aot, target, &engine).map_err(RuntimeError::Input)?;
+        Ok(Program {
+            info: Arc::new(aot.info.clone()),
+            module_hash: aot.module_hash,
+            target,
+            source: CodeSource::Artifact,
             engine,
             module,
         })
@@ -227,4 +222,27 @@ pub struct CodeParts {
     /// Every other byte of the text section: the poll stub, the trampolines between host and wasm,
     /// alignment padding between functions.
     pub other_bytes: usize,
+}
+
+/// The engine an `.aot` file's code runs in on `target` (the settings it was compiled with).
+fn aot_engine(aot: &AotFile<'_>, target: Target) -> Result<Engine, RuntimeError> {
+    if aot.engine.fuel {
+        return Err(RuntimeError::Input(
+            "this .aot was compiled with fuel metering, which mvvm-aot never writes; rebuild it with mvvm-aot".into(),
+        ));
+    }
+    let config = engine_config(target, &aot.engine).map_err(RuntimeError::Engine)?;
+    Engine::new(&config).map_err(RuntimeError::Engine)
+}
+
+/// The `.aot` file's precompiled artifact for `target`, or why it cannot be used here.
+fn artifact_module(aot: &AotFile<'_>, target: Target, engine: &Engine) -> Result<Module, String> {
+    let a = aot.artifact(target).ok_or_else(|| {
+        format!("the .aot file has no {target} artifact (rebuild with mvvm-aot --target {target} to add it)")
+    })?;
+    // SAFETY: the bytes come from an .aot file whose checksum and module hash were verified on
+    // decode, written by mvvm-aot with the same engine configuration. Like wasmtime's own .cwasm
+    // files, .aot files must be trusted like executables.
+    unsafe { Module::deserialize(engine, &a.bytes) }
+        .map_err(|e| format!("the {target} artifact cannot be loaded here ({e:#})"))
 }

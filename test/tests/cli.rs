@@ -266,6 +266,19 @@ fn bad_input_gets_one_clear_line() {
         .arg(d.join("fuel.aot"))
         .args(["--isa", "pulley64"]));
     assert_clear_error(&o, 2, "fuel metering");
+    // inspect still describes it, and says why its code cannot be loaded; it never compiles.
+    let o = run(Command::new(bin("mvvm"))
+        .arg("inspect")
+        .arg(d.join("fuel.aot")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "code:         pulley64: not loadable here: this .aot was compiled with fuel metering"
+        ),
+        "{text}"
+    );
+    assert!(!stderr(&o).contains("compiling"), "{}", stderr(&o));
 
     // A missing --dir.
     let o = run(Command::new(bin("mvvm"))
