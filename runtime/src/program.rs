@@ -98,14 +98,7 @@ impl Program {
                 (m, CodeSource::Compiled)
             }
         };
-        Ok(Program {
-            info: Arc::new(aot.info.clone()),
-            module_hash: aot.module_hash,
-            target,
-            source,
-            engine,
-            module,
-        })
+        Ok(Program::of_aot(aot, target, source, engine, module))
     }
 
     /// Loads only the `.aot` file's precompiled artifact for the target and never compiles: for
@@ -115,14 +108,31 @@ impl Program {
         let target = isa.target()?;
         let engine = aot_engine(aot, target)?;
         let module = artifact_module(aot, target, &engine).map_err(RuntimeError::Input)?;
-        Ok(Program {
+        Ok(Program::of_aot(
+            aot,
+            target,
+            CodeSource::Artifact,
+            engine,
+            module,
+        ))
+    }
+
+    /// The program of `aot`'s module, compiled or loaded as `module` for `target`.
+    fn of_aot(
+        aot: &AotFile<'_>,
+        target: Target,
+        source: CodeSource,
+        engine: Engine,
+        module: Module,
+    ) -> Program {
+        Program {
             info: Arc::new(aot.info.clone()),
             module_hash: aot.module_hash,
             target,
-            source: CodeSource::Artifact,
+            source,
             engine,
             module,
-        })
+        }
     }
 
     /// Instruments (per `policy`) and compiles `wasm` in-process.
