@@ -1,21 +1,15 @@
-//! `mvvm-aot`: the checkpoint-site transform, cross-ISA precompilation, and the `.aot` container.
+//! `mvvm-aot`: the checkpoint-site transform and cross-ISA precompilation.
 //!
 //! * [`transform`] rewrites a module so that it can unwind its call stack into the host at checkpoint
 //!   sites and rewind it later, on any ISA.
-//! * [`config::engine_config`] is the one wasmtime configuration shared with the runtime.
-//! * [`container`] reads and writes `.aot` files; [`build`] ties the three together.
-//! * [`sealed`] is the magic/version/length/CRC framing shared by `.aot` files and images.
-//! * [`abi`] is the contract between instrumented modules and the runtime.
+//! * [`build`] instruments a module, precompiles it for every target with the shared
+//!   [`engine_config`](mvvm_contract::engine_config) and packs the result into an
+//!   [`AotFile`](mvvm_contract::AotFile).
+//!
+//! What the transform and the runtime agree on (the ABI, the site table, the `.aot` container) lives
+//! in `mvvm-contract`.
 
-pub mod abi;
 pub mod build;
-pub mod config;
-pub mod container;
-pub mod fsutil;
-pub mod logging;
-pub mod sealed;
 pub mod transform;
 
-pub use config::{engine_config, EngineOptions, Target};
-pub use container::AotFile;
-pub use transform::{instrument, Policy};
+pub use transform::instrument;

@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mvvm_aot::build::{build, BuildError};
-use mvvm_aot::fsutil::atomic_write;
-use mvvm_aot::{EngineOptions, Policy, Target};
+use mvvm_contract::file::atomic_write;
+use mvvm_contract::{EngineOptions, Policy, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,7 +63,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    mvvm_aot::logging::init();
+    mvvm_contract::logging::init();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,9 @@
 //! Transform-level properties that do not need a runtime.
 
-use mvvm_aot::container::{AotFile, ContainerError};
-use mvvm_aot::transform::{instrument, Policy, SiteKind, TransformError};
-use mvvm_aot::{EngineOptions, Target};
+use mvvm_contract::container::{AotFile, ContainerError};
+use mvvm_aot::transform::{instrument, TransformError};
+use mvvm_contract::{Policy, SiteKind};
+use mvvm_contract::{EngineOptions, Target};
 use std::borrow::Cow;
 
 const MODULE: &str = r#"
@@ -213,7 +214,7 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
     assert_eq!(header.len(), 2, "{header:?}");
     assert_ne!(header[0], header[1]);
     for n in &header {
-        assert_eq!(out.info.slots[*n as usize], mvvm_aot::abi::SlotType::I32);
+        assert_eq!(out.info.slots[*n as usize], mvvm_contract::abi::SlotType::I32);
     }
     assert!(site(|k| matches!(k, SiteKind::Call { .. })).is_empty());
     wasmparser::Validator::new_with_features(mvvm_aot::transform::supported_features())
@@ -988,7 +989,7 @@ fn container_round_trips_and_rejects_damage() {
     ));
 }
 
-/// bincode's `standard()` varint, as aot/FORMAT.md describes it.
+/// bincode's `standard()` varint, as contract/FORMAT.md describes it.
 fn varint(n: u64) -> Vec<u8> {
     match n {
         0..=250 => vec![n as u8],
@@ -1000,11 +1001,11 @@ fn varint(n: u64) -> Vec<u8> {
 
 #[test]
 fn container_byte_fields_are_a_length_and_the_raw_bytes() {
-    // aot/FORMAT.md: a `Vec<u8>` is its varint length followed by the bytes themselves (the
+    // contract/FORMAT.md: a `Vec<u8>` is its varint length followed by the bytes themselves (the
     // encoder writes them in one piece, not element by element, but the bytes are the same).
     let aot = pulley_aot();
     let file = aot.encode();
-    let body = &file[mvvm_aot::sealed::HEADER_LEN..];
+    let body = &file[mvvm_contract::sealed::HEADER_LEN..];
     let mut expect = varint(aot.producer.len() as u64);
     expect.extend(aot.producer.as_bytes());
     expect.extend(aot.module_hash);
@@ -1028,8 +1029,8 @@ fn container_byte_fields_are_a_length_and_the_raw_bytes() {
 fn atomic_write_keeps_the_old_file_until_the_new_one_is_complete() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("f");
-    mvvm_aot::fsutil::atomic_write(&p, b"old").expect("write");
-    mvvm_aot::fsutil::atomic_write(&p, b"new").expect("write");
+    mvvm_contract::file::atomic_write(&p, b"old").expect("write");
+    mvvm_contract::file::atomic_write(&p, b"new").expect("write");
     assert_eq!(std::fs::read(&p).expect("read"), b"new");
     let leftovers = std::fs::read_dir(dir.path()).expect("ls").count();
     assert_eq!(leftovers, 1, "no temporary files left behind");

@@ -3,7 +3,7 @@
 //! x86_64 artifact, and encode throughput.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mvvm_aot::{AotFile, EngineOptions, Policy, Target};
+use mvvm_contract::{AotFile, EngineOptions, Policy, Target};
 use mvvm_tests::bench_workloads;
 
 fn container(c: &mut Criterion) {

@@ -1,7 +1,7 @@
 //! Criterion benches of the transform: how fast `instrument` rewrites real modules.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mvvm_aot::Policy;
+use mvvm_contract::Policy;
 use mvvm_tests::all_guests;
 
 fn transform(c: &mut Criterion) {

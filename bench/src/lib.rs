@@ -5,7 +5,7 @@
 //! image encode/decode).
 
 use mvvm_aot::transform::{instrument, instrument_as, Instrumented, Mode};
-use mvvm_aot::Policy;
+use mvvm_contract::Policy;
 use std::path::Path;
 use std::process::Command;
 
@@ -149,7 +149,7 @@ pub fn fill_program() -> (mvvm_runtime::Program, u32) {
         &wasm,
         &policy,
         mvvm_runtime::Isa::Native,
-        &mvvm_aot::EngineOptions::default(),
+        &mvvm_contract::EngineOptions::default(),
     )
     .unwrap_or_else(|e| panic!("building fill: {e}"));
     let stop = command_export(&wasm, "stop").unwrap_or_else(|e| panic!("{e}"));

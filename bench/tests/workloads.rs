@@ -3,11 +3,11 @@
 //! benchmark measures: a benchmark of a wrong program, or of a broken baseline, measures nothing.
 
 use mvvm_aot::transform::{instrument_as, Mode};
-use mvvm_aot::{EngineOptions, Policy};
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_runtime::{Isa, Outcome, Program, Trigger};
 use mvvm_tests::{bench_workloads, Workload};
 
-fn run(w: &Workload, wasm: &[u8], info: mvvm_aot::transform::ModuleInfo) -> (Vec<u8>, u64) {
+fn run(w: &Workload, wasm: &[u8], info: mvvm_contract::ModuleInfo) -> (Vec<u8>, u64) {
     let p = Program::from_instrumented(wasm, info, Isa::Native, &EngineOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", w.name));
     let (cfg, out, err) = w.config(1);
@@ -92,13 +92,13 @@ fn polls_only_has_the_same_poll_sites_as_the_checkpoint_transform() {
         };
         let full = instrument_as(&wasm, &policy, Mode::Checkpoint).expect("checkpoint");
         let polls = instrument_as(&wasm, &policy, Mode::PollsOnly).expect("polls only");
-        let count = |info: &mvvm_aot::transform::ModuleInfo| {
+        let count = |info: &mvvm_contract::ModuleInfo| {
             let mut c = [0usize; 3];
             for s in &info.sites {
                 match s.kind {
-                    mvvm_aot::transform::SiteKind::Entry => c[0] += 1,
-                    mvvm_aot::transform::SiteKind::LoopHeader { .. } => c[1] += 1,
-                    mvvm_aot::transform::SiteKind::Import { .. } => c[2] += 1,
+                    mvvm_contract::SiteKind::Entry => c[0] += 1,
+                    mvvm_contract::SiteKind::LoopHeader { .. } => c[1] += 1,
+                    mvvm_contract::SiteKind::Import { .. } => c[2] += 1,
                     _ => {}
                 }
             }
@@ -113,8 +113,8 @@ fn polls_only_has_the_same_poll_sites_as_the_checkpoint_transform() {
         assert!(
             !polls.info.sites.iter().any(|s| matches!(
                 s.kind,
-                mvvm_aot::transform::SiteKind::Call { .. }
-                    | mvvm_aot::transform::SiteKind::CallIndirect { .. }
+                mvvm_contract::SiteKind::Call { .. }
+                    | mvvm_contract::SiteKind::CallIndirect { .. }
             )),
             "polls-only has no call sites"
         );

@@ -1,10 +1,10 @@
 //! Checkpoint images on disk: a [`Snapshot`] plus where it was taken, framed with
-//! [`mvvm_aot::sealed`] (magic `MVVMIMG\0`, version, length, CRC-32). Memory is stored as runs of
+//! [`mvvm_contract::sealed`] (magic `MVVMIMG\0`, version, length, CRC-32). Memory is stored as runs of
 //! non-zero 64 KiB pages, optionally compressed with zstd. The layout is `checkpoint/FORMAT.md`.
 
 use crate::wasi::{Counters, WasiState};
 use crate::{Frame, MemoryImage, Snapshot, TableImage, Value};
-use mvvm_aot::sealed::{self, SealError};
+use mvvm_contract::sealed::{self, SealError};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::Path;
@@ -236,7 +236,7 @@ impl Image {
     /// image is complete and synced. Returns the number of bytes written.
     pub fn write(&self, path: &Path, zstd: Option<i32>) -> Result<u64, ImageError> {
         let bytes = self.encode(zstd)?;
-        mvvm_aot::fsutil::atomic_write(path, &bytes)
+        mvvm_contract::file::atomic_write(path, &bytes)
             .map_err(|e| ImageError::Io(path.display().to_string(), e))?;
         Ok(bytes.len() as u64)
     }

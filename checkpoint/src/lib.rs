@@ -13,7 +13,7 @@ pub mod wasi;
 pub use image::{Image, ImageError};
 pub use wasi::{Counters, FdEntry, OpenFile, Preopen, WasiState};
 
-use mvvm_aot::abi;
+use mvvm_contract::abi;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use wasmtime::{AsContextMut, Func, Instance, Ref, Val};

@@ -2,10 +2,10 @@
 //!
 //! [`apply`] writes memories, globals and tables into a freshly instantiated instrumented module.
 //! The caller then hands the snapshot's frames to the runtime's host functions, sets the guest's
-//! state to [`State::Rewinding`](mvvm_aot::abi::State) and calls the snapshot's entry export: every
+//! state to [`State::Rewinding`](mvvm_contract::abi::State) and calls the snapshot's entry export: every
 //! instrumented frame reloads itself and jumps back to its site.
 
-use mvvm_aot::abi;
+use mvvm_contract::abi;
 use mvvm_checkpoint::{FuncMap, Snapshot, Value};
 use wasmtime::{AsContextMut, Instance, Ref, Val};
 

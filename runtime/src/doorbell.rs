@@ -2,7 +2,7 @@
 //!
 //! Ringing raises a flag that the next site poll answers, and zeroes the countdown of every run
 //! attached to the bell. A checkpointable module keeps its countdown in a memory page of its own
-//! (`mvvm:countdown`, see `aot/FORMAT.md`), which the bell writes directly, from whatever thread
+//! (`mvvm:countdown`, see `contract/FORMAT.md`), which the bell writes directly, from whatever thread
 //! rings it: every uncounted site (an import call, a function entry, the header of a loop with
 //! calls) sees the zero the next time it is reached, and a loop without calls within 2^K
 //! iterations, when it re-reads the countdown. No check beyond the sites' own runs in

@@ -5,8 +5,8 @@
 //! first, writing the slots into those globals. `poll` is where triggers fire.
 
 use crate::doorbell::{Attachment, CountdownCell, Doorbell};
-use mvvm_aot::abi::{self, HostFunc, SlotType, State};
-use mvvm_aot::transform::{ModuleInfo, SiteKind};
+use mvvm_contract::abi::{self, HostFunc, SlotType, State};
+use mvvm_contract::{ModuleInfo, SiteKind};
 use mvvm_checkpoint::{Frame, FuncMap, Value};
 use std::sync::Arc;
 use wasmtime::{AsContextMut, Caller, Extern, Linker, Val, V128};

@@ -29,7 +29,7 @@ pub enum RuntimeError {
     Io(String, std::io::Error),
     /// The `.aot` container is unusable.
     #[error(transparent)]
-    Container(#[from] mvvm_aot::container::ContainerError),
+    Container(#[from] mvvm_contract::container::ContainerError),
     /// Bad input (module, flags, directories).
     #[error("{0}")]
     Input(String),

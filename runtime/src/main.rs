@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mvvm_aot::container::AotFile;
-use mvvm_aot::transform::{ModuleInfo, SiteKind};
+use mvvm_contract::container::AotFile;
+use mvvm_contract::{ModuleInfo, SiteKind};
 use mvvm_checkpoint::image::{is_image, PAGE};
 use mvvm_checkpoint::{FdEntry, Image, Snapshot};
 use mvvm_runtime::{DirMap, Isa, Outcome, Program, RunConfig, RuntimeError, Trigger};
@@ -165,7 +165,7 @@ struct RestoreArgs {
 }
 
 fn main() -> ExitCode {
-    mvvm_aot::logging::init();
+    mvvm_contract::logging::init();
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Run(a) => run(a),

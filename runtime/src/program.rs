@@ -1,9 +1,10 @@
 //! Loading an `.aot` file (or plain wasm) into a wasmtime engine for the chosen ISA.
 
 use crate::RuntimeError;
-use mvvm_aot::container::{module_hash, AotFile};
-use mvvm_aot::transform::{instrument, parse_input, ModuleInfo, Policy};
-use mvvm_aot::{engine_config, EngineOptions, Target};
+use mvvm_contract::container::{module_hash, AotFile};
+use mvvm_aot::transform::{instrument, parse_input};
+use mvvm_contract::{ModuleInfo, Policy};
+use mvvm_contract::{engine_config, EngineOptions, Target};
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::{Engine, Module};
@@ -76,7 +77,7 @@ impl Program {
                 &read
             }
         };
-        if bytes.starts_with(&mvvm_aot::container::MAGIC[..4]) {
+        if bytes.starts_with(&mvvm_contract::container::MAGIC[..4]) {
             let aot = AotFile::decode(&path.display().to_string(), bytes)?;
             Program::from_aot(&aot, isa)
         } else {
@@ -175,7 +176,7 @@ impl Program {
     }
 
     /// [`Program::code_size`] split by what the code is for: the module's own functions, the
-    /// rewind clones (aot/FORMAT.md §3, *Rewind clone*), and the rest. `None` when the module's
+    /// rewind clones (contract/FORMAT.md §3, *Rewind clone*), and the rest. `None` when the module's
     /// functions are not laid out as `mvvm-aot` lays them out (its own functions, then, in a
     /// checkpointable module, one clone per instrumented function and the poll stub): e.g. a
     /// module that another tool rewrote after the transform, as the benchmarks do with Asyncify.

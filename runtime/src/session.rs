@@ -5,7 +5,7 @@ use crate::host::{self, set_countdown, CkptState, Countdown, HostState, Trigger}
 use crate::program::Program;
 use crate::wasi_state::{restore_dirs, FdShadow};
 use crate::{wasi, RuntimeError};
-use mvvm_aot::abi::{self, State};
+use mvvm_contract::abi::{self, State};
 use mvvm_checkpoint::{capture, FuncMap, Snapshot};
 use std::path::PathBuf;
 use std::time::Duration;

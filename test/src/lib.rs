@@ -1,7 +1,7 @@
 //! Shared helpers for mvvm's integration tests: the guest programs (built by `build.rs` into
 //! `MVVM_GUESTS_DIR`), how each is run, and what it must print.
 
-use mvvm_aot::{EngineOptions, Policy};
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_runtime::{DirMap, Isa, Output, Program, RunConfig};
 use std::path::{Path, PathBuf};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;

@@ -4,7 +4,7 @@
 //! like the uninterrupted run.
 
 use arbitrary::Unstructured;
-use mvvm_aot::{EngineOptions, Policy};
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_runtime::{Isa, ProbeEnd, Program, RunConfig, Trigger};
 
 /// Fuel for the plain run; modules that exhaust it are counted, not compared.

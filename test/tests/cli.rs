@@ -58,7 +58,7 @@ fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     assert!(text.contains("threshold K:  4"), "{text}");
     assert!(text.contains("function entry"), "{text}");
     // The code of the artifacts this host can load, split into functions and rewind clones.
-    let host = mvvm_aot::Target::host().expect("a supported host").triple();
+    let host = mvvm_contract::Target::host().expect("a supported host").triple();
     for t in [host, "pulley64"] {
         let line = text
             .lines()
@@ -258,7 +258,7 @@ fn bad_input_gets_one_clear_line() {
     assert_eq!(o.stdout, plain.stdout);
 
     // An .aot claiming fuel metering (mvvm-aot never writes one) is refused, not run out of fuel.
-    let mut fuel = mvvm_aot::AotFile::read(&good).expect("read");
+    let mut fuel = mvvm_contract::AotFile::read(&good).expect("read");
     fuel.engine.fuel = true;
     std::fs::write(d.join("fuel.aot"), fuel.encode()).expect("write");
     let o = run(Command::new(bin("mvvm"))

@@ -6,7 +6,8 @@
 //! the preopened directory must equal those of an uninterrupted run, byte for byte. Then: the WAT
 //! demo, SIGUSR1, damaged and foreign input, and SIGKILL while images are being written.
 
-use mvvm_aot::{build::build, EngineOptions, Policy, Target};
+use mvvm_aot::build::build;
+use mvvm_contract::{EngineOptions, Policy, Target};
 use mvvm_checkpoint::Image;
 use mvvm_runtime::{Isa, Outcome, Program, Trigger};
 use mvvm_tests::tools::{mvvm, Host};

@@ -37,7 +37,7 @@ fn probe_reports_the_values_the_referee_compares() {
     let names = vec!["f".to_string()];
     let run = |w: &[u8]| match mvvm_tests::program(
         w,
-        &mvvm_aot::Policy::default_counter(),
+        &mvvm_contract::Policy::default_counter(),
         mvvm_runtime::Isa::Native,
     )
     .probe(&RunConfig::default(), &names, 0, None, Trigger::None)

@@ -128,7 +128,7 @@ fn function_entry_trigger_by_index_and_name() {
     assert_eq!(top.func, 3, "the innermost frame is function 3");
     assert_eq!(
         native.info.sites[top.site as usize].kind,
-        mvvm_aot::transform::SiteKind::Entry
+        mvvm_contract::SiteKind::Entry
     );
     let before = contents(&out);
     assert!(
@@ -327,9 +327,9 @@ fn the_doorbell_checkpoints_at_the_next_poll() {
         .into_iter()
         .find(|g| g.name == "loops")
         .expect("loops guest");
-    let policy = mvvm_aot::Policy {
+    let policy = mvvm_contract::Policy {
         threshold_bits: 8,
-        ..mvvm_aot::Policy::default_counter()
+        ..mvvm_contract::Policy::default_counter()
     };
     let native = program(&guest.wasm(), &policy, Isa::Native);
     let pulley = program(&guest.wasm(), &policy, Isa::Pulley64);
@@ -367,9 +367,9 @@ const CALLING_LOOP: &str = r#"
 /// billion iterations to the end, and the run exits instead of checkpointing.
 #[test]
 fn a_doorbell_rung_while_the_guest_runs_stops_a_loop_with_calls() {
-    use mvvm_aot::transform::SiteKind;
+    use mvvm_contract::SiteKind;
     let wasm = mvvm_aot::transform::parse_input(CALLING_LOOP.as_bytes()).expect("wat");
-    let p = program(&wasm, &mvvm_aot::Policy::default_counter(), Isa::Native);
+    let p = program(&wasm, &mvvm_contract::Policy::default_counter(), Isa::Native);
     let loops: Vec<&SiteKind> = p
         .info
         .sites

@@ -1,6 +1,6 @@
 //! Rewriting one function body so that it can unwind into the host and rewind from it.
 //!
-//! The scheme (see `aot/FORMAT.md`, "How a function is instrumented"):
+//! The scheme (see `contract/FORMAT.md`, "How a function is instrumented"):
 //!
 //! * **Resume points** are the places a rewind must be able to jump to: calls that may unwind,
 //!   synthetic *poll sites* (function entry, loop headers, before import calls), and every control
@@ -23,8 +23,9 @@
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
 use super::loops::LoopPoll;
-use super::{liveness, BlockTypes, ModCtx, SiteInfo, SiteKind, SlotPool, TransformError};
-use crate::abi::{HostFunc, SlotType, State};
+use super::{liveness, BlockTypes, ModCtx, SlotPool, TransformError};
+use mvvm_contract::{SiteInfo, SiteKind};
+use mvvm_contract::abi::{HostFunc, SlotType, State};
 use std::collections::HashMap;
 use wasm_encoder::reencode::Reencode;
 use wasm_encoder::{BlockType as EBlockType, Instruction};

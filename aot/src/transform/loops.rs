@@ -5,12 +5,13 @@
 //! known to end within a few iterations gets no site at all: it is *bounded* (see
 //! [`LoopPoll::Bounded`]); the code around it still polls.
 
-use super::{Policy, TransformError};
+use super::TransformError;
+use mvvm_contract::Policy;
 use wasmparser::{BlockType, FunctionBody, Operator};
 
 /// A bounded loop runs at most this many iterations. Its body has no call and no loop, so one
 /// entry costs at most this many times its size; inside a counted nest the nest's countdown is
-/// charged the whole count on entry (see `aot/FORMAT.md` §2, *Countdown protocol*).
+/// charged the whole count on entry (see `contract/FORMAT.md` §2, *Countdown protocol*).
 pub(crate) const BOUNDED_LOOP_MAX_TRIPS: u32 = 1024;
 
 /// How far back from a `loop` the search for its counter's initial value looks.

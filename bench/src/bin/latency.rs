@@ -11,7 +11,7 @@
 //! * SIGUSR1: the `loops` guest (`long`, counter-loop sites at K=16) is signalled mid-run; the
 //!   latency is from `raise(SIGUSR1)` to the snapshot in hand. Median and maximum of 20.
 
-use mvvm_aot::{EngineOptions, Policy};
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_bench::median;
 use mvvm_checkpoint::Image;
 use mvvm_runtime::{Isa, Outcome, Output, Program, RunConfig, Trigger};
@@ -149,7 +149,7 @@ fn main() {
         rows.push_str(&format!("mvvm,{mib},{c:.3},{r:.3},{size},ok\n"));
     }
     if let Some(path) = csv {
-        mvvm_aot::fsutil::atomic_write(&path, rows.as_bytes()).expect("write the CSV file");
+        mvvm_contract::file::atomic_write(&path, rows.as_bytes()).expect("write the CSV file");
     }
     if sigusr1 {
         println!();

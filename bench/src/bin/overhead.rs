@@ -5,7 +5,7 @@
 //!
 //! For every benchmark workload (`test/guests/bench`, at its bench SCALE) and every variant, the
 //! uninstrumented module and the variant are run alternately, `--pairs` times (default 5), through
-//! the same wasmtime configuration (`mvvm_aot::engine_config`, native ISA) and the same WASI layer;
+//! the same wasmtime configuration (`mvvm_contract::engine_config`, native ISA) and the same WASI layer;
 //! the time ratio is the median of the per-pair ratios. Every run's output must equal the
 //! uninstrumented run's, or the tool stops.
 //!
@@ -23,7 +23,7 @@
 //! counter-loop K=16 time ratio.
 
 use mvvm_aot::transform::instrument;
-use mvvm_aot::{EngineOptions, Policy};
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_bench::median;
 use mvvm_runtime::{CodeParts, Isa, Outcome, Program, Trigger};
 use mvvm_tests::{bench_workloads, Workload};
@@ -289,7 +289,7 @@ fn write_csv(path: &Path, cells: &[Cell], pairs: usize) -> std::io::Result<()> {
             c.code.1
         ));
     }
-    mvvm_aot::fsutil::atomic_write(path, s.as_bytes())
+    mvvm_contract::file::atomic_write(path, s.as_bytes())
 }
 
 /// Where the native code of variant `label` goes: its own functions, the rewind clones and the

@@ -1,9 +1,9 @@
 //! The contract between instrumented modules and the mvvm runtime.
 //!
-//! The transform ([`crate::transform`]) adds imports from the module [`IMPORT_MODULE`] and exports
+//! The transform (`mvvm_aot::transform`) adds imports from the module [`IMPORT_MODULE`] and exports
 //! under the reserved prefix [`RESERVED_PREFIX`]; the runtime provides those imports and reads those
 //! exports. Everything both sides must agree on lives here, so that neither side spells a name twice.
-//! The protocol itself is described in `aot/FORMAT.md` ("Runtime ABI").
+//! The protocol itself is described in `contract/FORMAT.md` ("Runtime ABI").
 
 /// Module name of every import the transform adds.
 pub const IMPORT_MODULE: &str = "mvvm";
@@ -15,11 +15,11 @@ pub const RESERVED_PREFIX: &str = "mvvm:";
 pub const EXPORT_STATE: &str = "mvvm:state";
 /// Export name of the countdown: sites poll the host when it is `<= 0`.
 ///
-/// In a checkpointable module ([`Mode::Checkpoint`](crate::transform::Mode::Checkpoint)) it is a
+/// In a checkpointable module (`Mode::Checkpoint` of `mvvm_aot::transform`) it is a
 /// memory of exactly one page, holding the countdown as a little-endian `i32` at
 /// [`COUNTDOWN_OFFSET`]. The guest only loads it; the host stores it, from any thread: a doorbell
 /// rung while the guest runs zeroes it there, and the next site polls. (A global cannot be written
-/// from outside the thread running the guest.) In a [`Mode::PollsOnly`](crate::transform::Mode)
+/// from outside the thread running the guest.) In a `Mode::PollsOnly`
 /// module, which is only ever benchmarked, it is a mutable `i32` global, which Binaryen 108's
 /// Asyncify can read (it knows a single memory).
 pub const EXPORT_COUNTDOWN: &str = "mvvm:countdown";

@@ -1,6 +1,6 @@
 //! The framing every mvvm file shares (`.aot` files and checkpoint images): an 8-byte magic, a
 //! format version, the body's length and the body's CRC-32, then the body. Each format documents
-//! its own magic and body (`aot/FORMAT.md`, `checkpoint/FORMAT.md`).
+//! its own magic and body (`contract/FORMAT.md`, `checkpoint/FORMAT.md`).
 //!
 //! ```text
 //! offset  size  field

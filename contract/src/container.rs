@@ -1,9 +1,9 @@
 //! The `.aot` container: the instrumented module, its site table, and one precompiled wasmtime
-//! artifact per target. The byte layout is documented in `aot/FORMAT.md`.
+//! artifact per target. The byte layout is documented in `contract/FORMAT.md`.
 
 use crate::config::{EngineOptions, Target};
 use crate::sealed::{self, SealError};
-use crate::transform::ModuleInfo;
+use crate::info::ModuleInfo;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -27,7 +27,7 @@ pub struct Artifact<'a> {
 
 /// The decoded contents of an `.aot` file. [`AotFile::decode`] borrows the module and the
 /// artifacts from the bytes it decodes (a loader needs one artifact, which wasmtime copies into
-/// executable memory anyway); [`AotFile::read`] and [`build`](crate::build::build) give an owned
+/// executable memory anyway); [`AotFile::read`] and `mvvm_aot::build::build` give an owned
 /// `AotFile<'static>`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AotFile<'a> {
