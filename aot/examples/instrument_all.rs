@@ -69,7 +69,8 @@ fn write_all(out: &Path, modules: &[PathBuf]) -> Result<usize, String> {
         let wasm = std::fs::read(module).map_err(|e| format!("{}: {e}", module.display()))?;
         let name = module.file_stem().unwrap_or_default().to_string_lossy();
         for (label, policy) in policies() {
-            for (mode_name, mode) in [("checkpoint", Mode::Checkpoint), ("polls", Mode::PollsOnly)] {
+            for (mode_name, mode) in [("checkpoint", Mode::Checkpoint), ("polls", Mode::PollsOnly)]
+            {
                 let stem = format!("{name}.{label}.{mode_name}");
                 let result =
                     instrument_as(&wasm, &policy, mode).map_err(|e| format!("{stem}: {e}"))?;

@@ -1,8 +1,8 @@
 //! Building an `.aot` file: transform, then precompile for every requested target.
 
+use crate::transform::{instrument, TransformError};
 use mvvm_contract::config::{engine_config, EngineOptions, Target};
 use mvvm_contract::container::{module_hash, AotFile, Artifact};
-use crate::transform::{instrument, TransformError};
 use mvvm_contract::Policy;
 
 /// Why a build failed.

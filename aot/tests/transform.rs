@@ -1,9 +1,9 @@
 //! Transform-level properties that do not need a runtime.
 
-use mvvm_contract::container::{AotFile, ContainerError};
 use mvvm_aot::transform::{instrument, TransformError};
-use mvvm_contract::{Policy, SiteKind};
+use mvvm_contract::container::{AotFile, ContainerError};
 use mvvm_contract::{EngineOptions, Target};
+use mvvm_contract::{Policy, SiteKind};
 use std::borrow::Cow;
 
 const MODULE: &str = r#"
@@ -214,7 +214,10 @@ fn functions_run_without_rewind_dispatches_and_rewind_in_their_clones() {
     assert_eq!(header.len(), 2, "{header:?}");
     assert_ne!(header[0], header[1]);
     for n in &header {
-        assert_eq!(out.info.slots[*n as usize], mvvm_contract::abi::SlotType::I32);
+        assert_eq!(
+            out.info.slots[*n as usize],
+            mvvm_contract::abi::SlotType::I32
+        );
     }
     assert!(site(|k| matches!(k, SiteKind::Call { .. })).is_empty());
     wasmparser::Validator::new_with_features(mvvm_aot::transform::supported_features())

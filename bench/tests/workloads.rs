@@ -113,8 +113,7 @@ fn polls_only_has_the_same_poll_sites_as_the_checkpoint_transform() {
         assert!(
             !polls.info.sites.iter().any(|s| matches!(
                 s.kind,
-                mvvm_contract::SiteKind::Call { .. }
-                    | mvvm_contract::SiteKind::CallIndirect { .. }
+                mvvm_contract::SiteKind::Call { .. } | mvvm_contract::SiteKind::CallIndirect { .. }
             )),
             "polls-only has no call sites"
         );

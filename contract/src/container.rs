@@ -2,8 +2,8 @@
 //! artifact per target. The byte layout is documented in `contract/FORMAT.md`.
 
 use crate::config::{EngineOptions, Target};
-use crate::sealed::{self, SealError};
 use crate::info::ModuleInfo;
+use crate::sealed::{self, SealError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;

@@ -5,8 +5,8 @@
 //! state to [`State::Rewinding`](mvvm_contract::abi::State) and calls the snapshot's entry export: every
 //! instrumented frame reloads itself and jumps back to its site.
 
-use mvvm_contract::abi;
 use mvvm_checkpoint::{FuncMap, Snapshot, Value};
+use mvvm_contract::abi;
 use wasmtime::{AsContextMut, Instance, Ref, Val};
 
 /// Why a snapshot could not be applied.

@@ -58,7 +58,9 @@ fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     assert!(text.contains("threshold K:  4"), "{text}");
     assert!(text.contains("function entry"), "{text}");
     // The code of the artifacts this host can load, split into functions and rewind clones.
-    let host = mvvm_contract::Target::host().expect("a supported host").triple();
+    let host = mvvm_contract::Target::host()
+        .expect("a supported host")
+        .triple();
     for t in [host, "pulley64"] {
         let line = text
             .lines()

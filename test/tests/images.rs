@@ -7,8 +7,8 @@
 //! demo, SIGUSR1, damaged and foreign input, and SIGKILL while images are being written.
 
 use mvvm_aot::build::build;
-use mvvm_contract::{EngineOptions, Policy, Target};
 use mvvm_checkpoint::Image;
+use mvvm_contract::{EngineOptions, Policy, Target};
 use mvvm_runtime::{Isa, Outcome, Program, Trigger};
 use mvvm_tests::tools::{mvvm, Host};
 use mvvm_tests::{all_guests, dense_policy, Guest};

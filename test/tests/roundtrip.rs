@@ -369,7 +369,11 @@ const CALLING_LOOP: &str = r#"
 fn a_doorbell_rung_while_the_guest_runs_stops_a_loop_with_calls() {
     use mvvm_contract::SiteKind;
     let wasm = mvvm_aot::transform::parse_input(CALLING_LOOP.as_bytes()).expect("wat");
-    let p = program(&wasm, &mvvm_contract::Policy::default_counter(), Isa::Native);
+    let p = program(
+        &wasm,
+        &mvvm_contract::Policy::default_counter(),
+        Isa::Native,
+    );
     let loops: Vec<&SiteKind> = p
         .info
         .sites

@@ -60,8 +60,8 @@ fn every_guest_under_every_policy_on_both_isas() {
 #[test]
 fn code_parts_count_one_clone_per_instrumented_function() {
     use mvvm_aot::transform::instrument;
-    use mvvm_contract::Policy;
     use mvvm_contract::EngineOptions;
+    use mvvm_contract::Policy;
     use mvvm_runtime::Program;
     let wasm = wat::parse_str(
         r#"(module

@@ -24,8 +24,8 @@
 
 use super::loops::LoopPoll;
 use super::{liveness, BlockTypes, ModCtx, SlotPool, TransformError};
-use mvvm_contract::{SiteInfo, SiteKind};
 use mvvm_contract::abi::{HostFunc, SlotType, State};
+use mvvm_contract::{SiteInfo, SiteKind};
 use std::collections::HashMap;
 use wasm_encoder::reencode::Reencode;
 use wasm_encoder::{BlockType as EBlockType, Instruction};

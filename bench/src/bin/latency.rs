@@ -11,9 +11,9 @@
 //! * SIGUSR1: the `loops` guest (`long`, counter-loop sites at K=16) is signalled mid-run; the
 //!   latency is from `raise(SIGUSR1)` to the snapshot in hand. Median and maximum of 20.
 
-use mvvm_contract::{EngineOptions, Policy};
 use mvvm_bench::median;
 use mvvm_checkpoint::Image;
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_runtime::{Isa, Outcome, Output, Program, RunConfig, Trigger};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

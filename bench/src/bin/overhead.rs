@@ -23,8 +23,8 @@
 //! counter-loop K=16 time ratio.
 
 use mvvm_aot::transform::instrument;
-use mvvm_contract::{EngineOptions, Policy};
 use mvvm_bench::median;
+use mvvm_contract::{EngineOptions, Policy};
 use mvvm_runtime::{CodeParts, Isa, Outcome, Program, Trigger};
 use mvvm_tests::{bench_workloads, Workload};
 use std::io::Write;
