@@ -1,54 +1,33 @@
 //! The mvvm runtime: loads `.aot` files, runs WASI preview1 commands through one dispatch point,
 //! and checkpoints and resumes them.
 //!
-//! * [`program::Program`] loads an `.aot` file for the native ISA or pulley64.
-//! * [`session`] runs it ([`Program::run`](program::Program::run)), stops it at a [`host::Trigger`]
-//!   into an ISA-neutral [`Snapshot`](mvvm_checkpoint::Snapshot), and resumes one
-//!   ([`Program::resume`](program::Program::resume)).
-//! * [`wasi`] is the WASI layer with its single dispatch point; [`wasi_state`] the descriptor
-//!   mirror that images record and restores rebuild; [`host`] the `mvvm.*` imports.
-//! * [`doorbell::Doorbell`] asks a running program to checkpoint (SIGUSR1, timers).
+//! The modules form layers; each uses only the ones above it in this list:
+//!
+//! * [`error`], [`config`] (what a run is given: [`RunConfig`], [`DirMap`], [`Output`],
+//!   [`Trigger`]) and [`doorbell`] (asking a running program to checkpoint, from any thread):
+//!   plain data and leaves.
+//! * [`checkpoint`]: a run's checkpoint state, the countdown and the `mvvm.*` imports;
+//!   [`wasi`]: the WASI dispatch point and the descriptor mirror. Both are generic over the
+//!   store's data, through the traits they define.
+//! * [`store`]: the data of every store ([`store::HostState`]), which holds both.
+//! * [`session`]: one instance in its store, run, unwound, captured, rewound.
+//! * [`program`]: [`Program`], a loaded `.aot`, and everything it can do (run, resume, probe).
+//!
+//! MVX (variants compared at the WASI boundary) will live in a module of its own beside
+//! `session`, fed by events from the dispatch point; the node daemon and migration above
+//! `program`.
 
+pub mod checkpoint;
+pub mod config;
 pub mod doorbell;
-pub mod host;
+pub mod error;
 pub mod program;
 pub mod session;
+pub mod store;
 pub mod wasi;
-pub mod wasi_state;
 
+pub use config::{DirMap, Output, RunConfig, Trigger};
 pub use doorbell::Doorbell;
-pub use host::Trigger;
+pub use error::RuntimeError;
 pub use program::{CodeParts, Isa, Program};
-pub use session::{CallResult, DirMap, Outcome, Output, ProbeEnd, Run, RunConfig};
-
-/// Why the runtime could not do what it was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// A file could not be read.
-    #[error("cannot read {0}: {1}")]
-    Io(String, std::io::Error),
-    /// The `.aot` container is unusable.
-    #[error(transparent)]
-    Container(#[from] mvvm_contract::container::ContainerError),
-    /// Bad input (module, flags, directories).
-    #[error("{0}")]
-    Input(String),
-    /// wasmtime could not be set up or compile.
-    #[error("{0:#}")]
-    Engine(wasmtime::Error),
-    /// Instantiation failed (e.g. an import the runtime does not provide).
-    #[error("cannot instantiate the module: {0}")]
-    Instantiate(String),
-    /// The guest trapped.
-    #[error("the guest trapped: {0}")]
-    Trap(String),
-    /// A snapshot could not be taken.
-    #[error(transparent)]
-    Capture(#[from] mvvm_checkpoint::CaptureError),
-    /// A snapshot could not be applied.
-    #[error(transparent)]
-    Restore(#[from] mvvm_restore::RestoreError),
-    /// This host's architecture is not supported natively.
-    #[error("mvvm does not run natively on {0}; use --isa pulley64")]
-    UnsupportedHost(&'static str),
-}
+pub use session::{CallResult, OnCheckpoint, Outcome, ProbeEnd, Run};

@@ -1,10 +1,14 @@
-//! Loading an `.aot` file (or plain wasm) into a wasmtime engine for the chosen ISA.
+//! A loaded program: an `.aot` file (or plain wasm) compiled or loaded into a wasmtime engine
+//! for the chosen ISA, and everything it can do: run, resume from a snapshot, and probe.
 
-use crate::RuntimeError;
-use mvvm_contract::container::{module_hash, AotFile};
+use crate::config::{RunConfig, Trigger};
+use crate::error::RuntimeError;
+use crate::session::{finish_error, trap_code, Code, OnCheckpoint, ProbeEnd, Run, Session};
+use crate::wasi::restore_dirs;
 use mvvm_aot::transform::{instrument, parse_input};
-use mvvm_contract::{ModuleInfo, Policy};
-use mvvm_contract::{engine_config, EngineOptions, Target};
+use mvvm_checkpoint::Snapshot;
+use mvvm_contract::container::{module_hash, AotFile};
+use mvvm_contract::{engine_config, EngineOptions, ModuleInfo, Policy, Target};
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::{Engine, Module};
@@ -49,8 +53,8 @@ pub struct Program {
     pub target: Target,
     /// Where the code came from.
     pub source: CodeSource,
-    pub(crate) engine: Engine,
-    pub(crate) module: Module,
+    engine: Engine,
+    module: Module,
 }
 
 impl Program {
@@ -168,6 +172,113 @@ impl Program {
             engine,
             module,
         })
+    }
+
+    /// The compiled module, for a [`Session`].
+    fn code(&self) -> Code<'_> {
+        Code {
+            engine: &self.engine,
+            module: &self.module,
+            info: &self.info,
+            module_hash: self.module_hash,
+        }
+    }
+
+    /// Runs the program from the start until it exits or a trigger checkpoints it.
+    pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Run, RuntimeError> {
+        self.run_with(cfg, trigger, None)
+    }
+
+    /// Like [`Program::run`]; with `keep_running`, each checkpoint is handed to it and the program
+    /// goes on (rewinding in place), the trigger firing again every N polls or entries.
+    pub fn run_with(
+        &self,
+        cfg: &RunConfig,
+        trigger: Trigger,
+        keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
+        let mut session = Session::new(self.code(), cfg, trigger)?;
+        if keep_running.is_some() {
+            session.repeat_trigger();
+        }
+        if let Err(e) = session.start() {
+            let outcome = finish_error(e)?;
+            return Ok(session.ended(outcome, None));
+        }
+        session.drive(&cfg.entry, keep_running)
+    }
+
+    /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.
+    ///
+    /// A snapshot with WASI state runs with the argv and environment it was started with; its
+    /// preopened directories map to host directories as [`restore_dirs`] decides from `cfg.dirs`,
+    /// and its open files are reopened there at their offsets.
+    pub fn resume(
+        &self,
+        cfg: &RunConfig,
+        snap: &Snapshot,
+        trigger: Trigger,
+    ) -> Result<Run, RuntimeError> {
+        self.resume_with(cfg, snap, trigger, None)
+    }
+
+    /// Like [`Program::resume`], with [`Program::run_with`]'s `keep_running`.
+    pub fn resume_with(
+        &self,
+        cfg: &RunConfig,
+        snap: &Snapshot,
+        trigger: Trigger,
+        keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
+        if !self.info.policy.instrument {
+            return Err(RuntimeError::Input(
+                "this module is not instrumented; it cannot be resumed".into(),
+            ));
+        }
+        let mut cfg = cfg.clone();
+        if let Some(w) = &snap.wasi {
+            cfg.argv = w.argv.clone();
+            cfg.env = w.env.clone();
+            cfg.dirs = restore_dirs(&w.preopens, &cfg.dirs)?;
+        }
+        let mut session = Session::new(self.code(), &cfg, trigger)?;
+        if let Some(w) = &snap.wasi {
+            session.reopen_descriptors(w)?;
+        }
+        if keep_running.is_some() {
+            session.repeat_trigger();
+        }
+        session.arm_resume(snap)?;
+        let run = session.drive(&snap.entry, keep_running)?;
+        if !session.rewound() {
+            return Err(RuntimeError::Trap(
+                "the program finished without reaching the checkpointed site; the image does not match this module".into(),
+            ));
+        }
+        Ok(run)
+    }
+
+    /// Calls `exports[from..]` in order with default arguments, recording results, traps and the
+    /// final state: the differential referee's driver. With `resume`, the snapshot (taken while
+    /// `exports[from]` ran) is restored and `exports[from]` resumes instead of starting.
+    pub fn probe(
+        &self,
+        cfg: &RunConfig,
+        exports: &[String],
+        from: usize,
+        resume: Option<&Snapshot>,
+        trigger: Trigger,
+    ) -> Result<ProbeEnd, RuntimeError> {
+        let mut session = Session::new(self.code(), cfg, trigger)?;
+        if let Some(snap) = resume {
+            session.arm_resume(snap)?;
+        } else if let Err(e) = session.start() {
+            return Err(RuntimeError::Trap(format!(
+                "start function: {}",
+                trap_code(&e)?
+            )));
+        }
+        session.probe(exports, from)
     }
 
     /// Bytes of machine code (or pulley bytecode) compiled for the module's functions.

@@ -1,88 +1,24 @@
-//! Running a program: fresh runs, checkpoints taken in memory, and resumption from a snapshot.
+//! One instance of a program in its store, and what running it takes: instantiating it with the
+//! WASI context and the `mvvm.*` imports, calling its entry until it exits or unwinds for a
+//! checkpoint, capturing the snapshot, and arming the rewind of one.
+//!
+//! A [`Session`] is built from a module's compiled [`Code`]; `Program` (one level up) turns its
+//! public `run`, `resume` and `probe` into sessions.
 
-use crate::doorbell::Doorbell;
-use crate::host::{self, set_countdown, CkptState, Countdown, HostState, Trigger};
-use crate::program::Program;
-use crate::wasi_state::{restore_dirs, FdShadow};
-use crate::{wasi, RuntimeError};
+use crate::checkpoint::countdown::{self, Countdown};
+use crate::checkpoint::CheckpointState;
+use crate::config::{Output, RunConfig, Trigger};
+use crate::error::RuntimeError;
+use crate::store::{self, HostState};
+use crate::wasi::DescriptorMirror;
+use mvvm_checkpoint::{capture, FuncMap, Snapshot, WasiState};
 use mvvm_contract::abi::{self, State};
-use mvvm_checkpoint::{capture, FuncMap, Snapshot};
-use std::path::PathBuf;
+use mvvm_contract::ModuleInfo;
+use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::{Instance, Linker, Store, Val};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime::{Engine, Instance, Module, Store, Val};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
-
-/// A host directory made visible to the guest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirMap {
-    /// The host directory.
-    pub host: PathBuf,
-    /// The path the guest sees.
-    pub guest: String,
-}
-
-impl DirMap {
-    /// Parses `HOST[::GUEST]`; without `::GUEST` the guest sees the host path as written.
-    pub fn parse(s: &str) -> DirMap {
-        match s.split_once("::") {
-            Some((h, g)) => DirMap {
-                host: h.into(),
-                guest: g.into(),
-            },
-            None => DirMap {
-                host: s.into(),
-                guest: s.into(),
-            },
-        }
-    }
-}
-
-/// Where a guest's stdout or stderr goes.
-#[derive(Clone)]
-pub enum Output {
-    /// The process's own stream.
-    Inherit,
-    /// An in-memory buffer (tests; concatenated across checkpoint and resume).
-    Capture(MemoryOutputPipe),
-}
-
-/// Everything about a run that is not the program.
-#[derive(Clone)]
-pub struct RunConfig {
-    /// `argv`, including `argv[0]`.
-    pub argv: Vec<String>,
-    /// Environment variables.
-    pub env: Vec<(String, String)>,
-    /// Preopened directories.
-    pub dirs: Vec<DirMap>,
-    /// The guest's stdout.
-    pub stdout: Output,
-    /// The guest's stderr.
-    pub stderr: Output,
-    /// The export to run.
-    pub entry: String,
-    /// Rung, the run checkpoints at its next site: at the first, if rung before the run starts.
-    /// Ring a clone of it from any thread (or from a signal: [`Doorbell::ring_on_signal`]).
-    pub doorbell: Doorbell,
-    /// Fuel limit (only for engines built with fuel).
-    pub fuel: Option<u64>,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        RunConfig {
-            argv: vec!["app".into()],
-            env: Vec::new(),
-            dirs: Vec::new(),
-            stdout: Output::Inherit,
-            stderr: Output::Inherit,
-            entry: "_start".into(),
-            doorbell: Doorbell::new(),
-            fuel: None,
-        }
-    }
-}
 
 /// What a run did.
 #[derive(Debug)]
@@ -110,288 +46,7 @@ pub enum Outcome {
     Checkpointed(Box<Snapshot>),
 }
 
-impl Program {
-    fn instantiate(
-        &self,
-        cfg: &RunConfig,
-        trigger: Trigger,
-    ) -> Result<(Store<HostState>, Instance), RuntimeError> {
-        let mut b = WasiCtxBuilder::new();
-        b.args(&cfg.argv);
-        for (k, v) in &cfg.env {
-            b.env(k, v);
-        }
-        for d in &cfg.dirs {
-            if !d.host.is_dir() {
-                return Err(RuntimeError::Input(format!(
-                    "--dir {}: no such directory on this host",
-                    d.host.display()
-                )));
-            }
-            b.preopened_dir(&d.host, &d.guest, FsPerms::ReadWrite)
-                .map_err(|e| RuntimeError::Input(format!("--dir {}: {e:#}", d.host.display())))?;
-        }
-        match &cfg.stdout {
-            Output::Inherit => b.inherit_stdout(),
-            Output::Capture(p) => b.stdout(p.clone()),
-        };
-        match &cfg.stderr {
-            Output::Inherit => b.inherit_stderr(),
-            Output::Capture(p) => b.stderr(p.clone()),
-        };
-        b.inherit_stdin();
-        let state = HostState {
-            wasi: b.build_p1(),
-            ckpt: CkptState::new(self.info.clone(), trigger, cfg.doorbell.clone()),
-            fds: FdShadow::new(&cfg.argv, &cfg.env, &cfg.dirs),
-        };
-        let mut store = Store::new(&self.engine, state);
-        if let Some(f) = cfg.fuel {
-            store.set_fuel(f).map_err(RuntimeError::Engine)?;
-        }
-        let mut linker: Linker<HostState> = Linker::new(&self.engine);
-        wasi::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
-        host::add_to_linker(&mut linker).map_err(RuntimeError::Engine)?;
-        let instance = linker
-            .instantiate(&mut store, &self.module)
-            .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))?;
-        let funcs = FuncMap::new(&mut store, &instance);
-        store.data_mut().ckpt.set_funcs(funcs);
-        if self.info.policy.instrument {
-            let countdown = Countdown::of(&mut store, &instance).ok_or_else(|| {
-                RuntimeError::Input(format!(
-                    "the module lacks a usable {} (a one-page memory); build it with this mvvm-aot",
-                    abi::EXPORT_COUNTDOWN
-                ))
-            })?;
-            store.data_mut().ckpt.set_countdown_location(countdown);
-            store.data_mut().ckpt.state_global = instance.get_global(&mut store, abi::EXPORT_STATE);
-            let mut slot_globals = Vec::with_capacity(self.info.slots.len());
-            for n in 0..self.info.slots.len() as u32 {
-                let name = abi::export_slot(n);
-                let g = instance.get_global(&mut store, &name).ok_or_else(|| {
-                    RuntimeError::Input(format!("the module lacks {name}; build it with mvvm-aot"))
-                })?;
-                slot_globals.push(g);
-            }
-            store.data_mut().ckpt.slot_globals = slot_globals;
-            // A doorbell rung before the run is answered at the first site.
-            let cd = store.data().ckpt.countdown();
-            set_countdown(&mut store, cd).map_err(RuntimeError::Engine)?;
-        }
-        Ok((store, instance))
-    }
-
-    /// Runs the program from the start until it exits or a trigger checkpoints it.
-    pub fn run(&self, cfg: &RunConfig, trigger: Trigger) -> Result<Run, RuntimeError> {
-        self.run_with(cfg, trigger, None)
-    }
-
-    /// Like [`Program::run`]; with `keep_running`, each checkpoint is handed to it and the program
-    /// goes on (rewinding in place), the trigger firing again every N polls or entries.
-    pub fn run_with(
-        &self,
-        cfg: &RunConfig,
-        trigger: Trigger,
-        keep_running: Option<OnCheckpoint<'_>>,
-    ) -> Result<Run, RuntimeError> {
-        let (mut store, instance) = self.instantiate(cfg, trigger)?;
-        if keep_running.is_some() {
-            store.data_mut().ckpt.repeat();
-        }
-        if let Err(e) = call_start(&mut store, &instance) {
-            let outcome = finish_error(e)?;
-            return Ok(Run {
-                outcome,
-                polls: store.data().ckpt.polls(),
-                stop_time: None,
-            });
-        }
-        self.drive(&mut store, &instance, &cfg.entry, keep_running)
-    }
-
-    /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.
-    ///
-    /// A snapshot with WASI state runs with the argv and environment it was started with; its
-    /// preopened directories map to host directories as [`restore_dirs`] decides from `cfg.dirs`,
-    /// and its open files are reopened there at their offsets.
-    pub fn resume(
-        &self,
-        cfg: &RunConfig,
-        snap: &Snapshot,
-        trigger: Trigger,
-    ) -> Result<Run, RuntimeError> {
-        self.resume_with(cfg, snap, trigger, None)
-    }
-
-    /// Like [`Program::resume`], with [`Program::run_with`]'s `keep_running`.
-    pub fn resume_with(
-        &self,
-        cfg: &RunConfig,
-        snap: &Snapshot,
-        trigger: Trigger,
-        keep_running: Option<OnCheckpoint<'_>>,
-    ) -> Result<Run, RuntimeError> {
-        if !self.info.policy.instrument {
-            return Err(RuntimeError::Input(
-                "this module is not instrumented; it cannot be resumed".into(),
-            ));
-        }
-        let mut cfg = cfg.clone();
-        if let Some(w) = &snap.wasi {
-            cfg.argv = w.argv.clone();
-            cfg.env = w.env.clone();
-            cfg.dirs = restore_dirs(&w.preopens, &cfg.dirs)?;
-        }
-        let (mut store, instance) = self.instantiate(&cfg, trigger)?;
-        if let Some(w) = &snap.wasi {
-            let HostState { wasi, fds, .. } = store.data_mut();
-            *fds = FdShadow::reopen(wasi, w)?;
-        }
-        store.data_mut().ckpt.set_counters(&snap.counters);
-        if keep_running.is_some() {
-            store.data_mut().ckpt.repeat();
-        }
-        self.prepare_rewind(&mut store, &instance, snap)?;
-        let run = self.drive(&mut store, &instance, &snap.entry, keep_running)?;
-        if !store.data().ckpt.rewound {
-            return Err(RuntimeError::Trap(
-                "the program finished without reaching the checkpointed site; the image does not match this module".into(),
-            ));
-        }
-        Ok(run)
-    }
-
-    /// Loads `snap` into a fresh instance and arms the rewind: the next call of its entry export
-    /// reloads every frame.
-    fn prepare_rewind(
-        &self,
-        store: &mut Store<HostState>,
-        instance: &Instance,
-        snap: &Snapshot,
-    ) -> Result<(), RuntimeError> {
-        mvvm_restore::apply(&mut *store, instance, self.module_hash, snap)?;
-        arm_rewind(store, instance, snap.frames.clone())
-    }
-
-    /// Calls `entry` until the program exits or checkpoints (and, with `keep_running`, rewinds
-    /// after every checkpoint and calls it again).
-    fn drive(
-        &self,
-        store: &mut Store<HostState>,
-        instance: &Instance,
-        entry: &str,
-        mut keep_running: Option<OnCheckpoint<'_>>,
-    ) -> Result<Run, RuntimeError> {
-        let func = instance.get_func(&mut *store, entry).ok_or_else(|| {
-            RuntimeError::Input(format!("the module exports no function {entry:?}"))
-        })?;
-        let ty = func.ty(&*store);
-        let params: Vec<Val> = ty
-            .params()
-            .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
-            .collect();
-        let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
-        let mut stop_time = None;
-        loop {
-            let called = func.call(&mut *store, &params, &mut results);
-            let run = |outcome, store: &Store<HostState>, stop_time| Run {
-                outcome,
-                polls: store.data().ckpt.polls(),
-                stop_time,
-            };
-            if let Err(e) = called {
-                return Ok(run(finish_error(e)?, store, stop_time));
-            }
-            if !self.info.policy.instrument || get_state(store, instance)? != State::Unwinding {
-                return Ok(run(Outcome::Exited(0), store, stop_time));
-            }
-            let snap = self.snapshot(store, instance, entry)?;
-            stop_time = store.data().ckpt.fired_at.map(|t| t.elapsed());
-            let Some(on_checkpoint) = keep_running.as_mut() else {
-                return Ok(run(Outcome::Checkpointed(Box::new(snap)), store, stop_time));
-            };
-            on_checkpoint(&snap)?;
-            // Go on from where it stopped: memory, globals, tables and WASI state are untouched,
-            // so only the frames need reloading.
-            arm_rewind(store, instance, snap.frames)?;
-        }
-    }
-
-    /// Captures the instance the guest has just unwound, with its WASI state and counters.
-    fn snapshot(
-        &self,
-        store: &mut Store<HostState>,
-        instance: &Instance,
-        entry: &str,
-    ) -> Result<Snapshot, RuntimeError> {
-        let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
-        let mut snap = capture(&mut *store, instance, self.module_hash, entry, frames)?;
-        let HostState { wasi, fds, ckpt } = store.data_mut();
-        snap.wasi = Some(fds.capture(wasi)?);
-        snap.counters = ckpt.counters();
-        Ok(snap)
-    }
-}
-
-/// Runs the module's start function, if it had one, with checkpoints suspended: instantiation is
-/// not resumable, so its polls neither count nor fire.
-fn call_start(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<()> {
-    let Some(start) = instance.get_func(&mut *store, abi::EXPORT_START) else {
-        return Ok(());
-    };
-    store.data_mut().ckpt.suspended = true;
-    let r = start.call(&mut *store, &[], &mut []);
-    store.data_mut().ckpt.suspended = false;
-    r
-}
-
-fn finish_error(e: wasmtime::Error) -> Result<Outcome, RuntimeError> {
-    if let Some(exit) = e.downcast_ref::<I32Exit>() {
-        return Ok(Outcome::Exited(exit.0));
-    }
-    Err(RuntimeError::Trap(format!("{e:?}")))
-}
-
-/// Arms a rewind of `frames` (innermost first): the next call of the entry export reloads them.
-/// The countdown is zeroed so that every site's check takes its slow path, where the dispatch
-/// of a loop header or function entry lives; the poll that ends the rewind resets it.
-fn arm_rewind(
-    store: &mut Store<HostState>,
-    instance: &Instance,
-    frames: Vec<mvvm_checkpoint::Frame>,
-) -> Result<(), RuntimeError> {
-    store.data_mut().ckpt.set_rewind(frames);
-    set_countdown(&mut *store, 0).map_err(RuntimeError::Engine)?;
-    set_global(store, instance, abi::EXPORT_STATE, State::Rewinding as i32)
-}
-
-fn set_global(
-    store: &mut Store<HostState>,
-    instance: &Instance,
-    name: &str,
-    v: i32,
-) -> Result<(), RuntimeError> {
-    let g = instance.get_global(&mut *store, name).ok_or_else(|| {
-        RuntimeError::Input(format!("the module lacks {name}; build it with mvvm-aot"))
-    })?;
-    g.set(&mut *store, Val::I32(v))
-        .map_err(RuntimeError::Engine)
-}
-
-fn get_state(store: &mut Store<HostState>, instance: &Instance) -> Result<State, RuntimeError> {
-    let g = instance
-        .get_global(&mut *store, abi::EXPORT_STATE)
-        .ok_or_else(|| {
-            RuntimeError::Input("the module lacks mvvm:state; build it with mvvm-aot".into())
-        })?;
-    g.get(&mut *store)
-        .i32()
-        .and_then(State::from_i32)
-        .ok_or_else(|| RuntimeError::Trap("guest state global holds an invalid value".into()))
-}
-
-/// The result of calling one export in [`Program::probe`].
+/// The result of calling one export in `Program::probe`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallResult {
     /// It returned these values.
@@ -400,7 +55,7 @@ pub enum CallResult {
     Trap(String),
 }
 
-/// How a [`Program::probe`] ended.
+/// How a `Program::probe` ended.
 #[derive(Debug)]
 pub enum ProbeEnd {
     /// Every export was called.
@@ -425,73 +80,340 @@ pub enum ProbeEnd {
     },
 }
 
-impl Program {
-    /// Calls `exports[from..]` in order with default arguments, recording results, traps and the
-    /// final state: the differential referee's driver. With `resume`, the snapshot (taken while
-    /// `exports[from]` ran) is restored and `exports[from]` resumes instead of starting.
-    pub fn probe(
-        &self,
+/// A compiled module and what the runtime knows of it: what a [`Session`] instantiates.
+#[derive(Clone, Copy)]
+pub(crate) struct Code<'p> {
+    pub(crate) engine: &'p Engine,
+    pub(crate) module: &'p Module,
+    pub(crate) info: &'p Arc<ModuleInfo>,
+    pub(crate) module_hash: [u8; 32],
+}
+
+/// One instance of a program in its store.
+pub(crate) struct Session<'p> {
+    code: Code<'p>,
+    store: Store<HostState>,
+    instance: Instance,
+}
+
+impl<'p> Session<'p> {
+    /// Instantiates `code` with the WASI context `cfg` describes and the checkpoint state for
+    /// `trigger`; a doorbell rung before now is answered at the first site.
+    pub(crate) fn new(
+        code: Code<'p>,
         cfg: &RunConfig,
+        trigger: Trigger,
+    ) -> Result<Session<'p>, RuntimeError> {
+        let state = HostState {
+            wasi: wasi_context(cfg)?,
+            checkpoint: CheckpointState::new(code.info.clone(), trigger, cfg.doorbell.clone()),
+            descriptors: DescriptorMirror::new(&cfg.argv, &cfg.env, &cfg.dirs),
+        };
+        let mut store = Store::new(code.engine, state);
+        if let Some(f) = cfg.fuel {
+            store.set_fuel(f).map_err(RuntimeError::Engine)?;
+        }
+        let linker = store::linker(code.engine).map_err(RuntimeError::Engine)?;
+        let instance = linker
+            .instantiate(&mut store, code.module)
+            .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))?;
+        let funcs = FuncMap::new(&mut store, &instance);
+        store.data_mut().checkpoint.set_funcs(funcs);
+        let mut session = Session {
+            code,
+            store,
+            instance,
+        };
+        if code.info.policy.instrument {
+            session.bind_checkpoint_exports()?;
+        }
+        Ok(session)
+    }
+
+    /// Finds the countdown, the state global and the slot globals the transform exported, and
+    /// sets the countdown for the trigger.
+    fn bind_checkpoint_exports(&mut self) -> Result<(), RuntimeError> {
+        let (store, instance) = (&mut self.store, &self.instance);
+        let countdown = Countdown::of(&mut *store, instance).ok_or_else(|| {
+            RuntimeError::Input(format!(
+                "the module lacks a usable {} (a one-page memory); build it with this mvvm-aot",
+                abi::EXPORT_COUNTDOWN
+            ))
+        })?;
+        store
+            .data_mut()
+            .checkpoint
+            .set_countdown_location(countdown);
+        store.data_mut().checkpoint.state_global =
+            instance.get_global(&mut *store, abi::EXPORT_STATE);
+        let mut slot_globals = Vec::with_capacity(self.code.info.slots.len());
+        for n in 0..self.code.info.slots.len() as u32 {
+            let name = abi::export_slot(n);
+            let g = instance.get_global(&mut *store, &name).ok_or_else(|| {
+                RuntimeError::Input(format!("the module lacks {name}; build it with mvvm-aot"))
+            })?;
+            slot_globals.push(g);
+        }
+        store.data_mut().checkpoint.slot_globals = slot_globals;
+        let cd = store.data().checkpoint.countdown();
+        countdown::set(&mut *store, cd).map_err(RuntimeError::Engine)
+    }
+
+    /// Sites polled so far.
+    pub(crate) fn polls(&self) -> u64 {
+        self.store.data().checkpoint.polls()
+    }
+
+    /// Re-arms the trigger after every checkpoint (see [`CheckpointState::repeat`]).
+    pub(crate) fn repeat_trigger(&mut self) {
+        self.store.data_mut().checkpoint.repeat();
+    }
+
+    /// Whether a rewind armed by [`Session::arm_resume`] reached its innermost site.
+    pub(crate) fn rewound(&self) -> bool {
+        self.store.data().checkpoint.rewound
+    }
+
+    /// Runs the module's start function, if it had one, with checkpoints suspended: instantiation
+    /// is not resumable, so its polls neither count nor fire.
+    pub(crate) fn start(&mut self) -> wasmtime::Result<()> {
+        let Some(start) = self.instance.get_func(&mut self.store, abi::EXPORT_START) else {
+            return Ok(());
+        };
+        self.store.data_mut().checkpoint.suspended = true;
+        let r = start.call(&mut self.store, &[], &mut []);
+        self.store.data_mut().checkpoint.suspended = false;
+        r
+    }
+
+    /// Rebuilds a snapshot's WASI descriptors in this session's fresh context.
+    pub(crate) fn reopen_descriptors(&mut self, wasi: &WasiState) -> Result<(), RuntimeError> {
+        let HostState {
+            wasi: ctx,
+            descriptors,
+            ..
+        } = self.store.data_mut();
+        *descriptors = DescriptorMirror::reopen(ctx, wasi)?;
+        Ok(())
+    }
+
+    /// Loads `snap` (memories, globals, tables, trigger progress) into the instance and arms the
+    /// rewind: the next call of its entry export reloads every frame.
+    pub(crate) fn arm_resume(&mut self, snap: &Snapshot) -> Result<(), RuntimeError> {
+        self.store
+            .data_mut()
+            .checkpoint
+            .set_counters(&snap.counters);
+        mvvm_restore::apply(&mut self.store, &self.instance, self.code.module_hash, snap)?;
+        self.arm_rewind(snap.frames.clone())
+    }
+
+    /// Arms a rewind of `frames` (innermost first): the next call of the entry export reloads
+    /// them. The countdown is zeroed so that every site's check takes its slow path, where the
+    /// dispatch of a loop header or function entry lives; the poll that ends the rewind resets it.
+    fn arm_rewind(&mut self, frames: Vec<mvvm_checkpoint::Frame>) -> Result<(), RuntimeError> {
+        self.store.data_mut().checkpoint.set_rewind(frames);
+        countdown::set(&mut self.store, 0).map_err(RuntimeError::Engine)?;
+        let g = self.global(abi::EXPORT_STATE)?;
+        g.set(&mut self.store, Val::I32(State::Rewinding as i32))
+            .map_err(RuntimeError::Engine)
+    }
+
+    fn global(&mut self, name: &str) -> Result<wasmtime::Global, RuntimeError> {
+        self.instance
+            .get_global(&mut self.store, name)
+            .ok_or_else(|| {
+                RuntimeError::Input(format!("the module lacks {name}; build it with mvvm-aot"))
+            })
+    }
+
+    /// Whether the guest has just returned from its entry to unwind for a checkpoint.
+    fn unwinding(&mut self) -> Result<bool, RuntimeError> {
+        if !self.code.info.policy.instrument {
+            return Ok(false);
+        }
+        let g = self.global(abi::EXPORT_STATE)?;
+        let state = g
+            .get(&mut self.store)
+            .i32()
+            .and_then(State::from_i32)
+            .ok_or_else(|| {
+                RuntimeError::Trap("guest state global holds an invalid value".into())
+            })?;
+        Ok(state == State::Unwinding)
+    }
+
+    /// Calls `entry` until the program exits or checkpoints (and, with `keep_running`, rewinds
+    /// after every checkpoint and calls it again).
+    pub(crate) fn drive(
+        &mut self,
+        entry: &str,
+        mut keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
+        let func = self
+            .instance
+            .get_func(&mut self.store, entry)
+            .ok_or_else(|| {
+                RuntimeError::Input(format!("the module exports no function {entry:?}"))
+            })?;
+        let (params, mut results) = default_arguments(&func.ty(&self.store));
+        let mut stop_time = None;
+        loop {
+            let called = func.call(&mut self.store, &params, &mut results);
+            let outcome = match called {
+                Err(e) => Some(finish_error(e)?),
+                Ok(()) if !self.unwinding()? => Some(Outcome::Exited(0)),
+                Ok(()) => None,
+            };
+            if let Some(outcome) = outcome {
+                return Ok(self.ended(outcome, stop_time));
+            }
+            let snap = self.snapshot(entry)?;
+            stop_time = self.store.data().checkpoint.fired_at.map(|t| t.elapsed());
+            let Some(on_checkpoint) = keep_running.as_mut() else {
+                return Ok(self.ended(Outcome::Checkpointed(Box::new(snap)), stop_time));
+            };
+            on_checkpoint(&snap)?;
+            // Go on from where it stopped: memory, globals, tables and WASI state are untouched,
+            // so only the frames need reloading.
+            self.arm_rewind(snap.frames)?;
+        }
+    }
+
+    /// The [`Run`] of a session that ended with `outcome`.
+    pub(crate) fn ended(&self, outcome: Outcome, stop_time: Option<Duration>) -> Run {
+        Run {
+            outcome,
+            polls: self.polls(),
+            stop_time,
+        }
+    }
+
+    /// Captures the instance the guest has just unwound, with its WASI state and counters.
+    fn snapshot(&mut self, entry: &str) -> Result<Snapshot, RuntimeError> {
+        let frames = std::mem::take(&mut self.store.data_mut().checkpoint.unwound);
+        let mut snap = capture(
+            &mut self.store,
+            &self.instance,
+            self.code.module_hash,
+            entry,
+            frames,
+        )?;
+        let HostState {
+            wasi,
+            descriptors,
+            checkpoint,
+        } = self.store.data_mut();
+        snap.wasi = Some(descriptors.capture(wasi)?);
+        snap.counters = checkpoint.counters();
+        Ok(snap)
+    }
+
+    /// Calls `exports[from..]` in order with default arguments, recording results and traps,
+    /// until one unwinds for a checkpoint or all have run (see `Program::probe`).
+    pub(crate) fn probe(
+        &mut self,
         exports: &[String],
         from: usize,
-        resume: Option<&Snapshot>,
-        trigger: Trigger,
     ) -> Result<ProbeEnd, RuntimeError> {
-        let (mut store, instance) = self.instantiate(cfg, trigger)?;
-        if let Some(snap) = resume {
-            self.prepare_rewind(&mut store, &instance, snap)?;
-        } else if let Err(e) = call_start(&mut store, &instance) {
-            return Err(RuntimeError::Trap(format!(
-                "start function: {}",
-                trap_code(&e)?
-            )));
-        }
-        let funcs = FuncMap::new(&mut store, &instance);
+        let funcs = FuncMap::new(&mut self.store, &self.instance);
         let mut results = Vec::new();
         for (index, name) in exports.iter().enumerate().skip(from) {
-            let func = instance
-                .get_func(&mut store, name)
+            let func = self
+                .instance
+                .get_func(&mut self.store, name)
                 .ok_or_else(|| RuntimeError::Input(format!("no exported function {name:?}")))?;
-            let ty = func.ty(&store);
-            let params: Vec<Val> = ty
-                .params()
-                .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
-                .collect();
-            let mut out: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
-            let r = func.call(&mut store, &params, &mut out);
-            if self.info.policy.instrument && get_state(&mut store, &instance)? == State::Unwinding
-            {
-                let frames = std::mem::take(&mut store.data_mut().ckpt.unwound);
-                let snap = capture(&mut store, &instance, self.module_hash, name, frames)?;
-                let polls = store.data().ckpt.polls();
+            let (params, mut out) = default_arguments(&func.ty(&self.store));
+            let r = func.call(&mut self.store, &params, &mut out);
+            if self.unwinding()? {
+                let frames = std::mem::take(&mut self.store.data_mut().checkpoint.unwound);
+                let snap = capture(
+                    &mut self.store,
+                    &self.instance,
+                    self.code.module_hash,
+                    name,
+                    frames,
+                )?;
                 return Ok(ProbeEnd::Checkpointed {
                     index,
                     results,
                     snap: Box::new(snap),
-                    polls,
+                    polls: self.polls(),
                 });
             }
             results.push(match r {
                 Ok(()) => CallResult::Values(
                     out.iter()
-                        .map(|v| mvvm_checkpoint::value_of(&mut store, &funcs, v, name))
+                        .map(|v| mvvm_checkpoint::value_of(&mut self.store, &funcs, v, name))
                         .collect::<Result<_, _>>()?,
                 ),
                 Err(e) => CallResult::Trap(trap_code(&e)?),
             });
         }
-        let state = capture(&mut store, &instance, self.module_hash, "", Vec::new())?;
-        let polls = store.data().ckpt.polls();
+        let state = capture(
+            &mut self.store,
+            &self.instance,
+            self.code.module_hash,
+            "",
+            Vec::new(),
+        )?;
         Ok(ProbeEnd::Done {
             results,
             state: Box::new(state),
-            polls,
+            polls: self.polls(),
         })
     }
 }
 
+/// The WASI context of a run: its arguments, environment, preopened directories and streams.
+fn wasi_context(cfg: &RunConfig) -> Result<WasiP1Ctx, RuntimeError> {
+    let mut b = WasiCtxBuilder::new();
+    b.args(&cfg.argv);
+    for (k, v) in &cfg.env {
+        b.env(k, v);
+    }
+    for d in &cfg.dirs {
+        if !d.host.is_dir() {
+            return Err(RuntimeError::Input(format!(
+                "--dir {}: no such directory on this host",
+                d.host.display()
+            )));
+        }
+        b.preopened_dir(&d.host, &d.guest, FsPerms::ReadWrite)
+            .map_err(|e| RuntimeError::Input(format!("--dir {}: {e:#}", d.host.display())))?;
+    }
+    match &cfg.stdout {
+        Output::Inherit => b.inherit_stdout(),
+        Output::Capture(p) => b.stdout(p.clone()),
+    };
+    match &cfg.stderr {
+        Output::Inherit => b.inherit_stderr(),
+        Output::Capture(p) => b.stderr(p.clone()),
+    };
+    b.inherit_stdin();
+    Ok(b.build_p1())
+}
+
+/// Default arguments for a function of type `ty`, and room for its results.
+fn default_arguments(ty: &wasmtime::FuncType) -> (Vec<Val>, Vec<Val>) {
+    let params = ty
+        .params()
+        .map(|t| Val::default_for_ty(&t).unwrap_or(Val::I32(0)))
+        .collect();
+    let results = ty.results().map(|_| Val::I32(0)).collect();
+    (params, results)
+}
+
+/// The outcome of an entry call that failed: the guest's `proc_exit`, or a trap.
+pub(crate) fn finish_error(e: wasmtime::Error) -> Result<Outcome, RuntimeError> {
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return Ok(Outcome::Exited(exit.0));
+    }
+    Err(RuntimeError::Trap(format!("{e:?}")))
+}
+
 /// A wasm trap's code; any other error (a host failure) is returned as an error.
-fn trap_code(e: &wasmtime::Error) -> Result<String, RuntimeError> {
+pub(crate) fn trap_code(e: &wasmtime::Error) -> Result<String, RuntimeError> {
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(t) => Ok(format!("{t:?}")),
         None => Err(RuntimeError::Trap(format!("{e:?}"))),

@@ -1,20 +1,17 @@
-//! The WASI preview1 layer and its single dispatch point.
+//! The single dispatch point every WASI preview1 call passes through.
 //!
 //! Every `wasi_snapshot_preview1` import is defined here, and every one of them goes through
 //! [`dispatch`], which sees the call's name and raw arguments before the real implementation
-//! (wasmtime-wasi's p1 on cap-std) runs, and its result after. Checkpoint bookkeeping and MVX hang
-//! off this one function: it traces calls at `SPDLOG_LEVEL=trace`, and keeps the descriptor
-//! mirror that checkpoints record ([`crate::wasi_state`]).
+//! (wasmtime-wasi's p1 on cap-std) runs, and its result after. It traces calls at
+//! `SPDLOG_LEVEL=trace` and keeps the descriptor mirror that checkpoints record
+//! ([`super::mirror`]); MVX events will hang off it too.
 
-use crate::host::HostState;
+use super::{WasiHost, WasiParts, MODULE};
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::runtime::in_tokio;
 use wiggle::GuestMemory;
-
-/// The import module name of WASI preview1.
-pub const MODULE: &str = "wasi_snapshot_preview1";
 
 /// One WASI call as the dispatch point sees it.
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +41,10 @@ impl WasiResult for () {
 }
 
 /// The dispatch point: every WASI call passes through here. After a call that succeeded, the
-/// descriptor mirror ([`FdShadow`](crate::wasi_state::FdShadow)) records its effect and a monotonic
-/// clock reading is shifted by the restore offset.
-fn dispatch<R: std::fmt::Debug + WasiResult>(
-    caller: &mut Caller<'_, HostState>,
+/// descriptor mirror ([`DescriptorMirror`](super::DescriptorMirror)) records its effect and a
+/// monotonic clock reading is shifted by the restore offset.
+fn dispatch<T: WasiHost, R: std::fmt::Debug + WasiResult>(
+    caller: &mut Caller<'_, T>,
     call: WasiCall<'_>,
     real: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
@@ -60,12 +57,12 @@ fn dispatch<R: std::fmt::Debug + WasiResult>(
         );
     };
     let (data, host) = memory.data_and_store_mut(&mut *caller);
-    let HostState { wasi: ctx, fds, .. } = host;
+    let WasiParts { ctx, descriptors } = host.wasi_parts();
     ctx.set_hostcall_fuel(fuel);
     let result = real(ctx, &mut GuestMemory::Unshared(&mut *data));
     if result.as_ref().is_ok_and(WasiResult::succeeded) {
-        fds.observe(call.name, call.args, data);
-        fds.adjust_clock(call.name, call.args, data);
+        descriptors.observe(call.name, call.args, data);
+        descriptors.adjust_clock(call.name, call.args, data);
     }
     spdlog::trace!(
         "wasi {} -> {:?}",
@@ -81,12 +78,12 @@ macro_rules! wasi_functions {
         pub const FUNCTIONS: &[&str] = &[$(stringify!($name)),*];
 
         /// Defines every WASI preview1 function in `linker`, each routed through the dispatch point.
-        pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        pub fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             $(
                 linker.func_wrap(
                     MODULE,
                     stringify!($name),
-                    |mut caller: Caller<'_, HostState>, $($arg: $ty),*| -> wasmtime::Result<$ret> {
+                    |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<$ret> {
                         let args = [$(i64::from($arg)),*];
                         let call = WasiCall { name: stringify!($name), args: &args };
                         dispatch(&mut caller, call, |ctx, mem| {

@@ -2,15 +2,15 @@
 //! rebuild it: which descriptor is which file (by guest directory and path, never by host path),
 //! which descriptor numbers are free for reuse, and the monotonic clock's offset.
 //!
-//! wasmtime-wasi keeps its descriptor table private, so [`FdShadow`] mirrors it from the calls
+//! wasmtime-wasi keeps its descriptor table private, so [`DescriptorMirror`] mirrors it from the calls
 //! that change it (`path_open`, `fd_close`, `fd_renumber`, `fd_fdstat_set_*`), replicating its
 //! number allocation (a freed number is reused highest first). Restoring replays WASI calls into a
 //! fresh context: it reopens every file under its preopen, seeks to the saved offset, and recreates
 //! the free numbers, so that the resumed guest sees the same descriptors and gets the same numbers
 //! from its next `path_open` as it would have.
 
-use crate::session::DirMap;
-use crate::RuntimeError;
+use crate::config::DirMap;
+use crate::error::RuntimeError;
 use mvvm_checkpoint::{FdEntry, OpenFile, Preopen, WasiState};
 use std::collections::{BTreeMap, BTreeSet};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
@@ -32,7 +32,7 @@ const REPLAY_FUEL: usize = 1 << 20;
 
 /// The dispatch point's mirror of a program's WASI descriptor table.
 #[derive(Clone, Debug, Default)]
-pub struct FdShadow {
+pub struct DescriptorMirror {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
@@ -74,9 +74,9 @@ fn join(base: &str, rel: &str) -> String {
     }
 }
 
-impl FdShadow {
+impl DescriptorMirror {
     /// The table of a freshly started program: stdio at 0–2, preopen `i` at `3 + i`.
-    pub fn new(argv: &[String], env: &[(String, String)], dirs: &[DirMap]) -> FdShadow {
+    pub fn new(argv: &[String], env: &[(String, String)], dirs: &[DirMap]) -> DescriptorMirror {
         let mut fds = BTreeMap::new();
         for i in 0..3 {
             fds.insert(i, FdEntry::Stdio(i));
@@ -84,7 +84,7 @@ impl FdShadow {
         for i in 0..dirs.len() as u32 {
             fds.insert(3 + i, FdEntry::Preopen(i));
         }
-        FdShadow {
+        DescriptorMirror {
             argv: argv.to_vec(),
             env: env.to_vec(),
             preopens: dirs
@@ -243,8 +243,11 @@ impl FdShadow {
     }
 
     /// Rebuilds `state` in `ctx`, a fresh context built with `state`'s preopens in order (see
-    /// [`restore_dirs`]). Returns the shadow for the resumed program.
-    pub fn reopen(ctx: &mut WasiP1Ctx, state: &WasiState) -> Result<FdShadow, RuntimeError> {
+    /// [`restore_dirs`]). Returns the mirror for the resumed program.
+    pub fn reopen(
+        ctx: &mut WasiP1Ctx,
+        state: &WasiState,
+    ) -> Result<DescriptorMirror, RuntimeError> {
         ctx.set_hostcall_fuel(REPLAY_FUEL);
         let n = state.preopens.len() as u32;
         let unsupported = |what: String| {
@@ -390,7 +393,7 @@ impl FdShadow {
                 "the image's free descriptors {image_free:?} do not match its open ones (expected {free:?}); the image is damaged"
             )));
         }
-        let mut shadow = FdShadow {
+        let mut mirror = DescriptorMirror {
             argv: state.argv.clone(),
             env: state.env.clone(),
             preopens: state.preopens.clone(),
@@ -398,9 +401,9 @@ impl FdShadow {
             free,
             clock_offset_ns: 0,
         };
-        let now = shadow.monotonic(ctx)?;
-        shadow.clock_offset_ns = state.monotonic_ns.saturating_sub(now);
-        Ok(shadow)
+        let now = mirror.monotonic(ctx)?;
+        mirror.clock_offset_ns = state.monotonic_ns.saturating_sub(now);
+        Ok(mirror)
     }
 }
 
@@ -469,12 +472,12 @@ mod tests {
     }
 
     #[test]
-    fn the_shadow_allocates_like_wasi() {
+    fn the_mirror_allocates_like_wasi() {
         let dirs = [DirMap::parse("/tmp::/data"), DirMap::parse("/tmp::/other")];
-        let mut s = FdShadow::new(&[], &[], &dirs);
+        let mut s = DescriptorMirror::new(&[], &[], &dirs);
         let mut mem = vec![0u8; 64];
         mem[32..37].copy_from_slice(b"f.txt");
-        let open = |s: &mut FdShadow, mem: &mut Vec<u8>, fd: u32| {
+        let open = |s: &mut DescriptorMirror, mem: &mut Vec<u8>, fd: u32| {
             mem[0..4].copy_from_slice(&fd.to_le_bytes());
             s.observe("path_open", &[3, 1, 32, 5, 9, 2, 0, 1, 0], mem);
         };

@@ -1,0 +1,46 @@
+//! The data of every mvvm store: the WASI context, its descriptor mirror and the checkpoint
+//! state. The WASI layer and the `mvvm.*` imports reach their parts through the traits they
+//! define, so neither depends on this module.
+
+use crate::checkpoint::{CheckpointState, HasCheckpointState};
+use crate::wasi::{DescriptorMirror, WasiHost, WasiParts};
+use wasmtime::{Engine, Linker};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+/// The data of every mvvm store.
+pub struct HostState {
+    /// WASI preview1 state.
+    pub wasi: WasiP1Ctx,
+    /// Checkpoint bookkeeping.
+    pub checkpoint: CheckpointState,
+    /// The dispatch point's mirror of the WASI descriptor table.
+    pub descriptors: DescriptorMirror,
+}
+
+impl HasCheckpointState for HostState {
+    fn checkpoint_state(&self) -> &CheckpointState {
+        &self.checkpoint
+    }
+
+    fn checkpoint_state_mut(&mut self) -> &mut CheckpointState {
+        &mut self.checkpoint
+    }
+}
+
+impl WasiHost for HostState {
+    fn wasi_parts(&mut self) -> WasiParts<'_> {
+        WasiParts {
+            ctx: &mut self.wasi,
+            descriptors: &mut self.descriptors,
+        }
+    }
+}
+
+/// A linker with every import an mvvm program may have: WASI preview1 through the dispatch point,
+/// and the `mvvm.*` checkpoint functions.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    crate::wasi::add_to_linker(&mut linker)?;
+    crate::checkpoint::imports::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
