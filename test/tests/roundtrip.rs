@@ -241,6 +241,96 @@ fn rewind_through_a_table_the_callee_changed() {
     assert!(polls > 2, "the loop polls: {polls}");
 }
 
+/// Two functions tail-call each other through a table, with different types: `$even` takes one
+/// parameter, `$odd` two. Stopped in `$odd`, the rewind of `main`'s `call_indirect` (of `$even`'s
+/// type) can reach `$odd`'s frame only through `$even`'s indirect tail call, so the rule that an
+/// indirect tail call may lead to any address-taken function of its type must hold both where
+/// the host picks the table slot (`rewind_index`) and where `$even` picks its tail call
+/// (`restore_frame`). Stopped in `$even`, the slot the call used leads there directly.
+#[test]
+fn rewind_through_indirect_tail_calls_between_types() {
+    use mvvm_runtime::CallResult;
+    let wat = r#"
+      (module
+        (type $one (func (param i32) (result i32)))
+        (type $two (func (param i32 i32) (result i32)))
+        (table 2 funcref)
+        (elem (i32.const 0) $even $odd)
+        (func $even (type $one)
+          (if (i32.eqz (local.get 0)) (then (return (i32.const 1))))
+          (return_call_indirect (type $two)
+            (i32.sub (local.get 0) (i32.const 1)) (i32.const 5) (i32.const 1)))
+        (func $odd (type $two)
+          (if (i32.eqz (local.get 0)) (then (return (i32.add (local.get 1) (i32.const -5)))))
+          (return_call_indirect (type $one) (i32.sub (local.get 0) (i32.const 1)) (i32.const 0)))
+        (func (export "main") (result i32)
+          (i32.add
+            (i32.mul (call_indirect (type $one) (i32.const 7) (i32.const 0)) (i32.const 10))
+            (call_indirect (type $one) (i32.const 10) (i32.const 0)))))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let (even, odd) = (0, 1);
+    let mut stopped_in = [0usize; 2];
+    let (results, polls) = resume_from_every_poll(&wasm, 1, |n, snap, _| {
+        if snap.frames.len() == 2 {
+            let innermost = snap.frames[0].func;
+            assert!(
+                innermost == even || innermost == odd,
+                "poll {n}: {innermost}"
+            );
+            stopped_in[innermost as usize] += 1;
+        }
+    });
+    // even(7) = 0 and even(10) = 1.
+    assert_eq!(
+        results,
+        vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(1)])]
+    );
+    assert!(polls > 18, "every entry polls: {polls}");
+    assert!(
+        stopped_in[even as usize] >= 5 && stopped_in[odd as usize] >= 5,
+        "checkpoints in $even and in $odd: {stopped_in:?}"
+    );
+}
+
+/// A function that tail-calls itself through a table, then a leaf of its own type, also through
+/// the table: rewinding the leaf's frame must re-issue the hop to the leaf, not enter the function
+/// again (which also reaches the leaf) and go round forever.
+#[test]
+fn rewind_through_a_table_that_holds_the_tail_caller_itself() {
+    use mvvm_runtime::CallResult;
+    let wat = r#"
+      (module
+        (type $t (func (param i32) (result i32)))
+        (table 2 funcref)
+        (elem (i32.const 0) $down $leaf)
+        (func $down (type $t)
+          (return_call_indirect (type $t)
+            (i32.sub (local.get 0) (i32.const 1))
+            (i32.eqz (i32.eqz (i32.eqz (local.get 0))))))
+        (func $leaf (type $t) (local $i i32)
+          (loop $l
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 4))))
+          (i32.add (local.get 0) (local.get $i)))
+        (func (export "main") (result i32)
+          (call_indirect (type $t) (i32.const 6) (i32.const 0))))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let leaf = 1;
+    let mut in_leaf = 0;
+    let (results, _) = resume_from_every_poll(&wasm, 1, |_, snap, _| {
+        in_leaf += usize::from(snap.frames.first().is_some_and(|f| f.func == leaf));
+    });
+    // down(6) → … → down(0) → leaf(-1): -1 + 4.
+    assert_eq!(
+        results,
+        vec![CallResult::Values(vec![mvvm_checkpoint::Value::I32(3)])]
+    );
+    assert!(
+        in_leaf >= 3,
+        "checkpoints inside the leaf's loop: {in_leaf}"
+    );
+}
+
 /// A function whose only result is an `i32` (or `i64`) returns a marker value when it unwinds, and
 /// its callers read the state only after a call that returned the marker. Here the marker values
 /// are also ordinary results: they must go on as values, and a checkpoint at any poll (inside the

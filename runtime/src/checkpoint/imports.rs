@@ -96,7 +96,13 @@ fn restore_frame<T: HasCheckpointState>(mut c: Caller<'_, T>, func: i32) -> wasm
         wasmtime::bail!("function {func} is rewinding but the image has no frame left");
     };
     if top != func {
-        return match ck.tail_hop(func, top) {
+        // Each hop is the first of a shortest path, so a frame is reached within as many hops as
+        // the module has functions; more means the rewind goes round in circles.
+        ck.tail_hops += 1;
+        if ck.tail_hops > ck.info.functions.len() {
+            wasmtime::bail!("rewinding towards function {top}'s frame took more tail calls than the module has functions; the rewind does not progress");
+        }
+        return match ck.tail_graph.first_hop(func, top) {
             Some((site, callee)) => {
                 ck.tail_target = Some(callee);
                 Ok(site as i32 + 1)
@@ -105,6 +111,7 @@ fn restore_frame<T: HasCheckpointState>(mut c: Caller<'_, T>, func: i32) -> wasm
         };
     }
     let frame = ck.rewinding.pop().expect("checked above");
+    ck.tail_hops = 0;
     // A frame stops at a poll or a non-tail call of its own function; the prologue's dispatch
     // knows no other site.
     let resumable = ck.info.sites.get(frame.site as usize).is_some_and(|s| {
@@ -252,10 +259,16 @@ fn rewind_index<T: HasCheckpointState>(
     let Some(Extern::Table(t)) = c.get_export(&name) else {
         wasmtime::bail!("instrumented module lacks export {name}");
     };
+    // A tail site re-issues the hop `restore_frame` chose, to exactly that callee: entering any
+    // function that merely reaches it could enter this very function again, and rewind forever.
+    let entries = c
+        .data()
+        .checkpoint_state()
+        .entries_reaching(goal, type_id, !tail);
     let slot_leads = |c: &mut Caller<'_, T>, i: u64| match t.get(&mut *c, i) {
         Some(wasmtime::Ref::Func(Some(f))) => funcs
             .index_of(&mut *c, &f)
-            .is_some_and(|f| c.data().checkpoint_state().leads_to(f, goal, type_id)),
+            .is_some_and(|f| entries.get(f as usize).copied().unwrap_or(false)),
         _ => false,
     };
     // 1. The slot the call used, if it still leads there.

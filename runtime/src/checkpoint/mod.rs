@@ -1,12 +1,13 @@
 //! Checkpointing a running instance: the state a run keeps for it ([`CheckpointState`]), the
 //! countdown the guest's sites test ([`countdown`]), and the `mvvm.*` host functions the
-//! instrumented module imports ([`imports`]).
+//! instrumented module imports ([`imports`]), and the tail-call graph a rewind walks ([`tail`]).
 //!
 //! The host functions are generic over the store's data ([`HasCheckpointState`]), so this module
 //! does not know what else a store holds.
 
 pub mod countdown;
 pub mod imports;
+pub mod tail;
 
 use crate::config::Trigger;
 use crate::doorbell::{Attachment, Doorbell};
@@ -15,6 +16,7 @@ use mvvm_checkpoint::{Frame, FuncMap};
 use mvvm_contract::abi::SlotType;
 use mvvm_contract::{ModuleInfo, SiteKind};
 use std::sync::Arc;
+use tail::TailGraph;
 
 /// Store data that holds a run's [`CheckpointState`]: what the `mvvm.*` imports need of a store.
 pub trait HasCheckpointState: 'static {
@@ -40,9 +42,14 @@ pub struct CheckpointState {
     /// The instance's address-taken functions; shared so that a host function can hold it while
     /// it also uses the store.
     funcs: Option<Arc<FuncMap>>,
+    /// The module's tail calls, built with the function map (indirect ones reach only
+    /// address-taken functions).
+    tail_graph: TailGraph,
     /// Whether a rewind finished (the innermost site was reached).
     pub rewound: bool,
     tail_target: Option<u32>,
+    /// Tail calls re-issued since the last frame was restored (bounded: see `restore_frame`).
+    tail_hops: usize,
     /// Table slots lent to a rewind (table, index, previous value); undone when it completes.
     patches: Vec<(wasmtime::Table, u64, wasmtime::Ref)>,
     /// While set (the start function runs), sites neither count nor fire.
@@ -76,8 +83,10 @@ impl CheckpointState {
             unwound: Vec::new(),
             rewinding: Vec::new(),
             funcs: None,
+            tail_graph: TailGraph::default(),
             rewound: false,
             tail_target: None,
+            tail_hops: 0,
             patches: Vec::new(),
             suspended: false,
             period: None,
@@ -124,47 +133,6 @@ impl CheckpointState {
         self.entries = c.entries;
     }
 
-    /// Tail-call edges out of `func`: (site, callee) pairs.
-    ///
-    /// A direct tail call leads to its callee. An indirect one may lead to any address-taken
-    /// function of its type: which one it took is not recorded (no frame stops at a tail call),
-    /// and any of them is a correct path for a rewind, because the functions on a tail-call path
-    /// only re-issue their tail call while rewinding. Both rewind queries ([`Self::leads_to`],
-    /// [`Self::tail_hop`]) follow the same edges.
-    fn tail_edges(&self, func: u32) -> Vec<(u32, u32)> {
-        let mut out = Vec::new();
-        for (i, s) in self.info.sites.iter().enumerate() {
-            if s.func != func {
-                continue;
-            }
-            match &s.kind {
-                SiteKind::TailCall { callee } => out.push((i as u32, *callee)),
-                SiteKind::TailCallIndirect { type_id, .. } => {
-                    out.extend(self.address_taken_of_type(*type_id).map(|g| (i as u32, g)));
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// The module's address-taken functions whose canonical type is `type_id`.
-    fn address_taken_of_type(&self, type_id: u32) -> impl Iterator<Item = u32> + '_ {
-        self.info
-            .functions
-            .iter()
-            .enumerate()
-            .filter(move |(g, f)| {
-                !f.imported
-                    && f.type_id == type_id
-                    && self
-                        .funcs
-                        .as_ref()
-                        .is_some_and(|m| m.func(*g as u32).is_some())
-            })
-            .map(|(g, _)| g as u32)
-    }
-
     /// The slot globals a frame stopped at `site` travels in, with their types.
     fn frame_layout(&self, site: u32) -> wasmtime::Result<Vec<(SlotType, wasmtime::Global)>> {
         let Some(s) = self.info.sites.get(site as usize) else {
@@ -182,42 +150,24 @@ impl CheckpointState {
             .collect()
     }
 
-    /// Whether calling `f` through a call of type `type_id` reaches `goal`'s frame (directly or
-    /// through tail calls).
-    fn leads_to(&self, f: u32, goal: u32, type_id: u32) -> bool {
-        self.info
-            .functions
-            .get(f as usize)
-            .is_some_and(|i| i.type_id == type_id)
-            && (f == goal || self.tail_hop(f, goal).is_some())
-    }
-
-    /// The first hop (site, callee) of a shortest tail-call path from `from` to `to`.
-    fn tail_hop(&self, from: u32, to: u32) -> Option<(u32, u32)> {
-        let mut first: std::collections::HashMap<u32, (u32, u32)> =
-            std::collections::HashMap::new();
-        let mut queue = std::collections::VecDeque::new();
-        for (site, callee) in self.tail_edges(from) {
-            if callee == to {
-                return Some((site, callee));
-            }
-            if first.insert(callee, (site, callee)).is_none() {
-                queue.push_back(callee);
-            }
+    /// The functions a call of type `type_id` may enter to reach `goal`, by function index:
+    /// `goal` itself, and with `through_tail_calls` also those that tail-call their way there.
+    fn entries_reaching(&self, goal: u32, type_id: u32, through_tail_calls: bool) -> Vec<bool> {
+        let mut reaches = if through_tail_calls {
+            self.tail_graph.reaching(goal)
+        } else {
+            (0..self.info.functions.len())
+                .map(|f| f == goal as usize)
+                .collect()
+        };
+        for (f, reach) in reaches.iter_mut().enumerate() {
+            *reach &= self
+                .info
+                .functions
+                .get(f)
+                .is_some_and(|i| i.type_id == type_id);
         }
-        while let Some(f) = queue.pop_front() {
-            let hop = first[&f];
-            for (_, callee) in self.tail_edges(f) {
-                if callee == to {
-                    return Some(hop);
-                }
-                if let std::collections::hash_map::Entry::Vacant(e) = first.entry(callee) {
-                    e.insert(hop);
-                    queue.push_back(callee);
-                }
-            }
-        }
-        None
+        reaches
     }
 
     /// The countdown value the guest should run with now.
@@ -237,6 +187,7 @@ impl CheckpointState {
 
     /// Installs the instance's function map (after instantiation).
     pub fn set_funcs(&mut self, funcs: FuncMap) {
+        self.tail_graph = TailGraph::new(&self.info, |f| funcs.func(f).is_some());
         self.funcs = Some(Arc::new(funcs));
     }
 
