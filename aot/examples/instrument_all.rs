@@ -5,12 +5,12 @@
 //! cargo run --release -p mvvm-aot --example instrument_all -- OUT_DIR MODULE.wasm...
 //! ```
 //!
-//! A refactor of the transform that must not change its output is checked by running this on the
-//! test guests and benchmark workloads before and after, and comparing the two directories
+//! The policies are the ones the tests use (`mvvm_tests::policies`). A refactor of the transform
+//! that must not change its output is checked by running this on the test guests and benchmark
+//! workloads before and after, and comparing the two directories
 //! (`diff -r BEFORE AFTER`). Each (module, policy, mode) gives `NAME.POLICY.MODE.wasm` and
 //! `NAME.POLICY.MODE.info`, the site table in its debug form.
 use mvvm_aot::transform::{instrument_as, Mode};
-use mvvm_contract::Policy;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -33,42 +33,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// The policies written for each module: every kind of site, and the plain baseline.
-fn policies() -> Vec<(&'static str, Policy)> {
-    let counter = |threshold_bits| Policy {
-        threshold_bits,
-        ..Policy::default_counter()
-    };
-    vec![
-        ("plain", Policy::plain()),
-        ("counter16", counter(16)),
-        (
-            "entry_counter4",
-            Policy {
-                function_entry: true,
-                ..counter(4)
-            },
-        ),
-        (
-            "entry_loop",
-            Policy {
-                function_entry: true,
-                loop_header: true,
-                counter_loop: false,
-                threshold_bits: 0,
-                instrument: true,
-            },
-        ),
-    ]
-}
-
 fn write_all(out: &Path, modules: &[PathBuf]) -> Result<usize, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut written = 0;
     for module in modules {
         let wasm = std::fs::read(module).map_err(|e| format!("{}: {e}", module.display()))?;
         let name = module.file_stem().unwrap_or_default().to_string_lossy();
-        for (label, policy) in policies() {
+        for (label, policy) in mvvm_tests::policies() {
+            let label: String = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
             for (mode_name, mode) in [("checkpoint", Mode::Checkpoint), ("polls", Mode::PollsOnly)]
             {
                 let stem = format!("{name}.{label}.{mode_name}");

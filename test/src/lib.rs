@@ -249,41 +249,34 @@ pub mod tools {
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
 
-    /// The cargo target directory this test binary was built in (`target/`).
-    fn target_dir() -> PathBuf {
-        let exe = std::env::current_exe().expect("current_exe");
-        // target/<profile>/deps/<test> -> target/
-        exe.ancestors()
-            .nth(3)
-            .expect("the test binary lies in target/<profile>/deps")
-            .to_path_buf()
-    }
-
-    /// `target/<profile>/NAME`: `mvvm` or `mvvm-aot`, built for this host.
-    pub fn bin(name: &str) -> PathBuf {
-        let exe = std::env::current_exe().expect("current_exe");
-        let p = exe
+    /// The aarch64 build of `mvvm` (cross-compiled by `scripts/test.sh`), in the same target
+    /// directory as `native`, the host's `mvvm` (`target/<profile>/mvvm`).
+    pub fn aarch64_mvvm(native: &Path) -> PathBuf {
+        let target_dir = native
             .parent()
             .and_then(Path::parent)
-            .expect("target/<profile>")
-            .join(name);
+            .expect("mvvm lies in target/<profile>/");
+        let p = target_dir.join("aarch64-unknown-linux-gnu/release/mvvm");
         assert!(
             p.exists(),
-            "{} not built; run the suite with `bash scripts/test.sh` (or build the binaries first)",
+            "{} not built; `bash scripts/test.sh` cross-compiles it",
             p.display()
         );
         p
     }
 
-    /// The aarch64 build of `mvvm` (cross-compiled by `scripts/test.sh`).
-    pub fn aarch64_mvvm() -> PathBuf {
-        let p = target_dir().join("aarch64-unknown-linux-gnu/release/mvvm");
-        assert!(
-            p.exists(),
-            "{} not built; `bash scripts/test.sh` cross-compiles it (DESIGN §10)",
-            p.display()
+    /// Asserts what a refused command must show: the exit status `code`, one line on stderr that
+    /// mentions `mentions`, and no panic.
+    pub fn assert_clear_error(o: &std::process::Output, code: i32, mentions: &str) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "exit status; stderr: {e}");
+        assert!(!e.contains("panicked"), "panic: {e}");
+        assert_eq!(
+            e.trim_end().lines().count(),
+            1,
+            "expected one line, got: {e}"
         );
-        p
+        assert!(e.contains(mentions), "expected {mentions:?} in: {e}");
     }
 
     /// Where `mvvm` runs.
@@ -295,16 +288,17 @@ pub mod tools {
         Aarch64,
     }
 
-    /// A `mvvm` command on `host`, with stdin closed.
-    pub fn mvvm(host: Host) -> Command {
+    /// A `mvvm` command on `host`, with stdin closed; `native` is the host's `mvvm` (in its own
+    /// package's tests, `env!("CARGO_BIN_EXE_mvvm")`).
+    pub fn mvvm(native: &Path, host: Host) -> Command {
         let mut c = match host {
-            Host::Native => Command::new(bin("mvvm")),
+            Host::Native => Command::new(native),
             Host::Aarch64 => {
                 // The arm64 libc comes from Debian's multiarch libc6:arm64 (a dependency of
                 // libstd-rust-web-dev:arm64). Not `-L /usr/aarch64-linux-gnu`: with the cross
                 // toolchain's libc as sysroot, qemu 7.2 hangs in the first blocking WASI call.
                 let mut c = Command::new("qemu-aarch64");
-                c.arg(aarch64_mvvm());
+                c.arg(aarch64_mvvm(native));
                 c
             }
         };

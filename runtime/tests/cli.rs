@@ -1,8 +1,36 @@
-//! The command-line tools as a user runs them: the demo of the transform issue, and bad input.
+//! `mvvm` as a user runs it: the demo, arguments and exit statuses, and bad input. The `.aot`
+//! files are built with the `mvvm-aot` library; `aot/tests/cli.rs` runs the `mvvm-aot` binary.
 
-use mvvm_tests::tools::bin;
-use std::path::PathBuf;
+use mvvm_contract::{Policy, Target};
+use mvvm_tests::tools::assert_clear_error;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// The `mvvm` binary of this package.
+const MVVM: &str = env!("CARGO_BIN_EXE_mvvm");
+
+/// Builds `input` (`.wasm` or `.wat`) into an `.aot` at `out` for `targets`, as `mvvm-aot` does.
+fn build_aot(input: &Path, policy: &Policy, targets: &[Target], out: &Path) {
+    let bytes = std::fs::read(input).expect("read the module");
+    let wasm = mvvm_aot::transform::parse_input(&bytes).expect("a module");
+    let aot = mvvm_aot::build::build(
+        &wasm,
+        policy,
+        targets,
+        &mvvm_contract::EngineOptions::default(),
+    )
+    .expect("build");
+    mvvm_contract::file::atomic_write(out, &aot.encode()).expect("write the .aot");
+}
+
+/// The demo's policy: function entries and counted loops with K = 4.
+fn demo_policy() -> Policy {
+    Policy {
+        function_entry: true,
+        threshold_bits: 4,
+        ..Policy::default_counter()
+    }
+}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn")
@@ -10,19 +38,6 @@ fn run(cmd: &mut Command) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// One line on stderr, no panic, the given exit status.
-fn assert_clear_error(o: &Output, code: i32, mentions: &str) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "exit status; stderr: {e}");
-    assert!(!e.contains("panicked"), "panic: {e}");
-    assert_eq!(
-        e.trim_end().lines().count(),
-        1,
-        "expected one line, got: {e}"
-    );
-    assert!(e.contains(mentions), "expected {mentions:?} in: {e}");
 }
 
 fn p_wat() -> PathBuf {
@@ -33,19 +48,9 @@ fn p_wat() -> PathBuf {
 fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     let dir = tempfile::tempdir().expect("tempdir");
     let aot = dir.path().join("p.aot");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .args([
-            "--enable-checkpoint",
-            "--enable-counter-loop-checkpoint",
-            "--threshold-bits",
-            "4",
-            "-o",
-        ])
-        .arg(&aot)
-        .arg(p_wat()));
-    assert!(o.status.success(), "mvvm-aot: {}", stderr(&o));
+    build_aot(&p_wat(), &demo_policy(), &Target::ALL, &aot);
 
-    let o = run(Command::new(bin("mvvm")).arg("inspect").arg(&aot));
+    let o = run(Command::new(MVVM).arg("inspect").arg(&aot));
     assert!(o.status.success(), "inspect: {}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     for t in [
@@ -71,11 +76,11 @@ fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     }
 
     // The uninstrumented module, run by the same runtime from the .wat directly.
-    let plain = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(p_wat()));
+    let plain = run(Command::new(MVVM).args(["run", "-t"]).arg(p_wat()));
     assert!(plain.status.success(), "plain: {}", stderr(&plain));
     assert!(!plain.stdout.is_empty());
     for isa in ["native", "pulley64"] {
-        let o = run(Command::new(bin("mvvm"))
+        let o = run(Command::new(MVVM)
             .args(["run", "-t"])
             .arg(&aot)
             .args(["--isa", isa]));
@@ -93,23 +98,16 @@ fn exit_status_args_and_env_pass_through() {
     let dir = tempfile::tempdir().expect("tempdir");
     let aot = dir.path().join("argsenv.aot");
     let wasm = mvvm_tests::guests_dir().join("argsenv.wasm");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .args(["--target", "x86_64", "-o"])
-        .arg(&aot)
-        .arg(&wasm));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let dashdash = run(Command::new(bin("mvvm"))
-        .args(["run", "-t"])
-        .arg(&aot)
-        .args([
-            "-e",
-            "MVVM_A=ay",
-            "-e",
-            "MVVM_B=bee",
-            "--",
-            "one",
-            "two words",
-        ]));
+    build_aot(&wasm, &Policy::default_counter(), &[Target::X86_64], &aot);
+    let dashdash = run(Command::new(MVVM).args(["run", "-t"]).arg(&aot).args([
+        "-e",
+        "MVVM_A=ay",
+        "-e",
+        "MVVM_B=bee",
+        "--",
+        "one",
+        "two words",
+    ]));
     assert_eq!(
         dashdash.status.code(),
         Some(3),
@@ -122,10 +120,14 @@ fn exit_status_args_and_env_pass_through() {
         String::from_utf8_lossy(&dashdash.stdout),
         String::from_utf8_lossy(&expected)
     );
-    let comma = run(Command::new(bin("mvvm"))
-        .args(["run", "-t"])
-        .arg(&aot)
-        .args(["-e", "MVVM_A=ay", "-e", "MVVM_B=bee", "-a", "one,two words"]));
+    let comma = run(Command::new(MVVM).args(["run", "-t"]).arg(&aot).args([
+        "-e",
+        "MVVM_A=ay",
+        "-e",
+        "MVVM_B=bee",
+        "-a",
+        "one,two words",
+    ]));
     assert_eq!(comma.status.code(), Some(3));
     assert_eq!(comma.stdout, dashdash.stdout, "-a a,b equals -- a b");
 }
@@ -134,64 +136,26 @@ fn exit_status_args_and_env_pass_through() {
 fn bad_input_gets_one_clear_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let out = d.join("x.aot");
-
-    // Not wasm at all.
-    std::fs::write(d.join("notwasm.wasm"), b"hello, I am a text file\xff\xfe").expect("write");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .arg("-o")
-        .arg(&out)
-        .arg(d.join("notwasm.wasm")));
-    assert_clear_error(&o, 2, "neither wasm binary");
-    assert!(!out.exists(), "no output on failure");
-
-    // Valid wasm using a proposal mvvm refuses: one line naming the proposal, exit 2, no output.
-    let refused = [
-        (
-            "exn",
-            r#"(module (tag $e) (func (export "_start") (throw $e)))"#,
-            "exception handling",
-        ),
-        ("shared", "(module (memory 1 1 shared))", "threads"),
-        ("m64", "(module (memory i64 1))", "memory64"),
-    ];
-    for (name, text, proposal) in refused {
-        let input = d.join(format!("{name}.wasm"));
-        std::fs::write(&input, wat::parse_str(text).expect("wat")).expect("write");
-        let o = run(Command::new(bin("mvvm-aot"))
-            .arg("-o")
-            .arg(&out)
-            .arg(&input));
-        assert_clear_error(&o, 2, proposal);
-        assert!(!out.exists(), "{name}: no output on failure");
-    }
-
-    // Invalid wasm (bad magic after the header is fine, truncated body is not).
-    std::fs::write(d.join("trunc.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .arg("-o")
-        .arg(&out)
-        .arg(d.join("trunc.wasm")));
-    assert_clear_error(&o, 2, "not a valid WebAssembly module");
 
     // Missing -t file.
-    let o = run(Command::new(bin("mvvm"))
+    let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("missing.aot")));
     assert_clear_error(&o, 2, "no such file");
 
     // A good .aot, then truncated, damaged and foreign versions of it.
     let good = d.join("good.aot");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .args(["--target", "pulley64", "-o"])
-        .arg(&good)
-        .arg(p_wat()));
-    assert!(o.status.success(), "{}", stderr(&o));
+    build_aot(
+        &p_wat(),
+        &Policy::default_counter(),
+        &[Target::Pulley64],
+        &good,
+    );
     let bytes = std::fs::read(&good).expect("read");
 
     // Files are mapped; what cannot be mapped is read: an .aot through a pipe runs, a directory
     // gets the read error.
-    let mut piped = Command::new(bin("mvvm"))
+    let mut piped = Command::new(MVVM)
         .args(["run", "-t", "/dev/stdin", "--isa", "pulley64"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -204,7 +168,7 @@ fn bad_input_gets_one_clear_line() {
     let o = piped.wait_with_output().expect("wait");
     feeder.join().expect("feeder").expect("feed the pipe");
     assert!(o.status.success(), "{}", stderr(&o));
-    let from_file = run(Command::new(bin("mvvm"))
+    let from_file = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(&good)
         .args(["--isa", "pulley64"]));
@@ -213,11 +177,11 @@ fn bad_input_gets_one_clear_line() {
         o.stdout, from_file.stdout,
         "the same program, piped or mapped"
     );
-    let o = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(d));
+    let o = run(Command::new(MVVM).args(["run", "-t"]).arg(d));
     assert_clear_error(&o, 2, "Is a directory");
 
     std::fs::write(d.join("trunc.aot"), &bytes[..bytes.len() / 2]).expect("write");
-    let o = run(Command::new(bin("mvvm"))
+    let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("trunc.aot"))
         .args(["--isa", "pulley64"]));
@@ -227,7 +191,7 @@ fn bad_input_gets_one_clear_line() {
     let mid = damaged.len() / 2;
     damaged[mid] ^= 0x40;
     std::fs::write(d.join("damaged.aot"), &damaged).expect("write");
-    let o = run(Command::new(bin("mvvm"))
+    let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("damaged.aot")));
     assert_clear_error(&o, 2, "damaged");
@@ -235,43 +199,37 @@ fn bad_input_gets_one_clear_line() {
     let mut foreign = bytes.clone();
     foreign[8] = 99; // version
     std::fs::write(d.join("foreign.aot"), &foreign).expect("write");
-    let o = run(Command::new(bin("mvvm"))
-        .arg("inspect")
-        .arg(d.join("foreign.aot")));
+    let o = run(Command::new(MVVM).arg("inspect").arg(d.join("foreign.aot")));
     assert_clear_error(&o, 2, "version 99");
 
     let mut magic = bytes;
     magic[..4].copy_from_slice(b"ELF\x7f");
     std::fs::write(d.join("magic.aot"), &magic).expect("write");
-    let o = run(Command::new(bin("mvvm"))
-        .arg("inspect")
-        .arg(d.join("magic.aot")));
+    let o = run(Command::new(MVVM).arg("inspect").arg(d.join("magic.aot")));
     assert_clear_error(&o, 2, "not an mvvm .aot file");
 
     // No artifact for this ISA: a logged warning, then the embedded module is compiled and runs.
-    let o = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(&good));
+    let o = run(Command::new(MVVM).args(["run", "-t"]).arg(&good));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("compiling the embedded module"),
         "{}",
         stderr(&o)
     );
-    let plain = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(p_wat()));
+    let plain = run(Command::new(MVVM).args(["run", "-t"]).arg(p_wat()));
     assert_eq!(o.stdout, plain.stdout);
 
     // An .aot claiming fuel metering (mvvm-aot never writes one) is refused, not run out of fuel.
     let mut fuel = mvvm_contract::AotFile::read(&good).expect("read");
     fuel.engine.fuel = true;
     std::fs::write(d.join("fuel.aot"), fuel.encode()).expect("write");
-    let o = run(Command::new(bin("mvvm"))
+    let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("fuel.aot"))
         .args(["--isa", "pulley64"]));
     assert_clear_error(&o, 2, "fuel metering");
     // inspect still describes it, and says why its code cannot be loaded; it never compiles.
-    let o = run(Command::new(bin("mvvm"))
-        .arg("inspect")
-        .arg(d.join("fuel.aot")));
+    let o = run(Command::new(MVVM).arg("inspect").arg(d.join("fuel.aot")));
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -283,10 +241,12 @@ fn bad_input_gets_one_clear_line() {
     assert!(!stderr(&o).contains("compiling"), "{}", stderr(&o));
 
     // A missing --dir.
-    let o = run(Command::new(bin("mvvm"))
-        .args(["run", "-t"])
-        .arg(&good)
-        .args(["--isa", "pulley64", "--dir", "/definitely/not/here::/data"]));
+    let o = run(Command::new(MVVM).args(["run", "-t"]).arg(&good).args([
+        "--isa",
+        "pulley64",
+        "--dir",
+        "/definitely/not/here::/data",
+    ]));
     assert_clear_error(&o, 2, "no such directory");
 }
 
@@ -300,12 +260,8 @@ fn a_trap_exits_134_with_the_trap() {
     )
     .expect("write");
     let aot = dir.path().join("trap.aot");
-    let o = run(Command::new(bin("mvvm-aot"))
-        .args(["--target", "x86_64", "-o"])
-        .arg(&aot)
-        .arg(&w));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(Command::new(bin("mvvm")).args(["run", "-t"]).arg(&aot));
+    build_aot(&w, &Policy::default_counter(), &[Target::X86_64], &aot);
+    let o = run(Command::new(MVVM).args(["run", "-t"]).arg(&aot));
     assert_eq!(o.status.code(), Some(134));
     assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
 }

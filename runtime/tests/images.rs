@@ -10,13 +10,18 @@ use mvvm_aot::build::build;
 use mvvm_checkpoint::Image;
 use mvvm_contract::{EngineOptions, Policy, Target};
 use mvvm_runtime::{Isa, Outcome, Program, Trigger};
-use mvvm_tests::tools::{mvvm, Host};
+use mvvm_tests::tools::Host;
 use mvvm_tests::{all_guests, dense_policy, Guest};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A `mvvm` command on `host`: this package's binary, or its aarch64 build under qemu.
+fn mvvm(host: Host) -> Command {
+    mvvm_tests::tools::mvvm(Path::new(env!("CARGO_BIN_EXE_mvvm")), host)
+}
 
 /// What a command did, and the files it left in the guest's directory.
 #[derive(Debug)]

@@ -1,0 +1,95 @@
+//! `mvvm-aot` as a user runs it: the demo's build, and input it refuses.
+
+use mvvm_contract::{AotFile, SiteKind, Target};
+use mvvm_tests::tools::assert_clear_error;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `mvvm-aot` binary of this package.
+const MVVM_AOT: &str = env!("CARGO_BIN_EXE_mvvm-aot");
+
+fn mvvm_aot(args: &[&str], out: &Path, input: &Path) -> Output {
+    Command::new(MVVM_AOT)
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .arg(input)
+        .output()
+        .expect("spawn mvvm-aot")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn p_wat() -> PathBuf {
+    mvvm_tests::guests_src().join("wat/p.wat")
+}
+
+#[test]
+fn the_demo_build_has_three_targets_and_the_policy_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aot = dir.path().join("p.aot");
+    let wasm = dir.path().join("p.wasm");
+    let o = mvvm_aot(
+        &[
+            "--enable-checkpoint",
+            "--enable-counter-loop-checkpoint",
+            "--threshold-bits",
+            "4",
+            "--emit-wasm",
+            wasm.to_str().expect("utf-8 path"),
+        ],
+        &aot,
+        &p_wat(),
+    );
+    assert!(o.status.success(), "mvvm-aot: {}", stderr(&o));
+    let file = AotFile::read(&aot).expect("a readable .aot");
+    let targets: Vec<Target> = file.artifacts.iter().map(|a| a.target).collect();
+    assert_eq!(targets, Target::ALL.to_vec());
+    assert!(file.info.policy.function_entry && file.info.policy.counter_loop);
+    assert_eq!(file.info.policy.threshold_bits, 4);
+    assert!(file.info.sites.iter().any(|s| s.kind == SiteKind::Entry));
+    assert_eq!(
+        std::fs::read(&wasm).expect("--emit-wasm wrote the module"),
+        file.wasm.as_ref(),
+        "--emit-wasm writes the module the .aot holds"
+    );
+}
+
+#[test]
+fn refused_input_gets_one_line_and_no_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let out = d.join("x.aot");
+
+    // Not wasm at all.
+    std::fs::write(d.join("notwasm.wasm"), b"hello, I am a text file\xff\xfe").expect("write");
+    let o = mvvm_aot(&[], &out, &d.join("notwasm.wasm"));
+    assert_clear_error(&o, 2, "neither wasm binary");
+    assert!(!out.exists(), "no output on failure");
+
+    // Valid wasm using a proposal mvvm refuses: one line naming the proposal, exit 2, no output.
+    let refused = [
+        (
+            "exn",
+            r#"(module (tag $e) (func (export "_start") (throw $e)))"#,
+            "exception handling",
+        ),
+        ("shared", "(module (memory 1 1 shared))", "threads"),
+        ("m64", "(module (memory i64 1))", "memory64"),
+    ];
+    for (name, text, proposal) in refused {
+        let input = d.join(format!("{name}.wasm"));
+        std::fs::write(&input, wat::parse_str(text).expect("wat")).expect("write");
+        let o = mvvm_aot(&[], &out, &input);
+        assert_clear_error(&o, 2, proposal);
+        assert!(!out.exists(), "{name}: no output on failure");
+    }
+
+    // Invalid wasm (a truncated body).
+    std::fs::write(d.join("trunc.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
+    let o = mvvm_aot(&[], &out, &d.join("trunc.wasm"));
+    assert_clear_error(&o, 2, "not a valid WebAssembly module");
+    assert!(!out.exists(), "no output on failure");
+}
