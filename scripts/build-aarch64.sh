@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-compiles mvvm for aarch64 (DESIGN §10) to target/aarch64-unknown-linux-gnu/release/mvvm,
+# Cross-compiles mvvm for aarch64 to target/aarch64-unknown-linux-gnu/release/mvvm,
 # which the tests run under qemu-aarch64. rustup cannot fetch other targets here, so the compiler
 # is Debian's rustc-web with its arm64 standard library, linked by gcc-aarch64-linux-gnu;
 # scripts/setup.sh installs them. Cargo keeps these artifacts apart from the host build (another

@@ -3,12 +3,16 @@
 # guest programs to wasm32-wasi (clang, lld, wasi-libc, the wasm32 compiler runtime). Rust comes
 # from rustup (the machine's toolchain, 1.95). Sourced or run by demo.sh and test.sh.
 #
-# `--aarch64` also installs the aarch64 cross toolchain and qemu (DESIGN §10): Debian's rustc-web
-# with its arm64 standard library, the aarch64 gcc and libc, and qemu-user.
+# `--aarch64` also installs what the cross-ISA tests need: the arm64 dpkg architecture (added once,
+# for Debian's arm64 Rust standard library), Debian's rustc-web with libstd-rust-web-dev:arm64 (rustup
+# cannot fetch other targets here), the aarch64 gcc and libc to link, and qemu-user to run the
+# aarch64 build of mvvm as the "other machine".
 # `--bench` also installs Binaryen (wasm-opt, for the Asyncify baseline; artifact/criu.sh installs criu).
+# It says what it installs and why before it does; a machine that has everything hears nothing.
 set -euo pipefail
 packages=(clang lld wasi-libc libclang-rt-dev-wasm32)
-cross=0
+cross=""
+bench=""
 for flag in "$@"; do
   case "$flag" in
     --aarch64)
@@ -16,14 +20,14 @@ for flag in "$@"; do
       packages+=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
         libc6-dev-arm64-cross qemu-user)
       ;;
-    --bench) packages+=(binaryen) ;;
+    --bench) bench=1; packages+=(binaryen) ;;
     *) echo "setup: unknown flag $flag (known: --aarch64 --bench)" >&2; exit 2 ;;
   esac
 done
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-if ((cross)) && ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  echo "setup: enabling the arm64 architecture for libstd-rust-web-dev:arm64" >&2
+if [ -n "$cross" ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 dpkg architecture (dpkg --add-architecture arm64), for Debian's arm64 Rust standard library" >&2
   $sudo dpkg --add-architecture arm64
   force_update=1
 fi
@@ -33,7 +37,7 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})) || [ -n "${force_update:-}" ]; then
   if ((${#missing[@]})); then
-    echo "setup: installing ${missing[*]}" >&2
+    echo "setup: installing Debian packages ${missing[*]} (C guests to wasm32-wasi${cross:+, the aarch64 cross build and qemu}${bench:+, Binaryen for the Asyncify baseline})" >&2
   fi
   $sudo apt-get update -qq
   if ((${#missing[@]})); then

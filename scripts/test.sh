@@ -7,9 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --aarch64 --bench
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-# The CLI tests run target/release/mvvm and mvvm-aot: build every binary first (cargo test only
-# builds the binaries of packages that have integration tests of their own).
-cargo build --release --workspace --bins
 # The image tests restore on aarch64 (and checkpoint there) with this build, under qemu-aarch64.
 bash scripts/build-aarch64.sh
 log=$(mktemp)

@@ -65,8 +65,7 @@ impl Program {
         let file = std::fs::File::open(path).map_err(io)?;
         // The file is mapped, not read: the loader touches the artifact it needs (and the
         // checksums read every byte once), and wasmtime copies that artifact into executable
-        // memory; reading would copy every byte once more (a quarter of `mvvm run`'s start-up on
-        // a 24 MB `.aot`).
+        // memory; reading would copy every byte once more.
         // What cannot be mapped (a pipe, a directory) is read, which also gives the usual error.
         // SAFETY: the mapping is only read, and dropped before `load` returns. Like wasmtime's
         // own `Module::deserialize_file`, it assumes nobody truncates the file meanwhile (a
