@@ -9,18 +9,17 @@
 //! With [`Policy::plain`] nothing is instrumented: only the exports and the start-section change are
 //! made, which gives the fair baseline every cost is measured against.
 
+mod analyze;
 mod body;
 mod liveness;
 mod loops;
+mod reach;
 
 use mvvm_contract::abi::{self, HostFunc, SlotType};
-use mvvm_contract::{FunctionInfo, ModuleInfo, Policy, SiteInfo};
+use mvvm_contract::{ModuleInfo, Policy, SiteInfo};
 use std::collections::HashMap;
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
-use wasmparser::{
-    ExternalKind, FuncToValidate, FuncType, FunctionBody, Operator, Parser, Payload, TypeRef,
-    ValidPayload, Validator, ValidatorResources, WasmFeatures,
-};
+use wasmparser::{FuncType, Payload, Validator, WasmFeatures};
 
 /// Name of the branch-hinting proposal's custom section.
 const BRANCH_HINT_SECTION: &str = "metadata.code.branch_hint";
@@ -292,16 +291,6 @@ fn host_signature(f: HostFunc) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder:
     }
 }
 
-/// What the first pass learns about one defined function.
-#[derive(Default)]
-struct Scan {
-    callees: Vec<u32>,
-    indirect_types: Vec<u32>,
-    /// What the policy puts at each of its loop headers, in order.
-    loops: Vec<loops::LoopPoll>,
-    calls_import: bool,
-}
-
 /// What the transform makes of the functions that can reach a site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -328,233 +317,32 @@ pub fn instrument_as(
 ) -> Result<Instrumented, TransformError> {
     check_features(wasm)?;
 
-    // Pass 1: collect sections, types, index spaces, and validate function bodies.
-    let mut validator = Validator::new_with_features(supported_features());
-    let mut sections: Vec<Payload<'_>> = Vec::new();
-    let mut bodies: Vec<(FuncToValidate<ValidatorResources>, FunctionBody<'_>)> = Vec::new();
-    let mut types: Vec<Option<FuncType>> = Vec::new();
-    let mut func_types: Vec<u32> = Vec::new();
-    let mut functions: Vec<FunctionInfo> = Vec::new();
-    let mut imported_funcs = 0u32;
-    let mut mutable_globals: Vec<u32> = Vec::new();
-    let mut n_globals = 0u32;
-    let mut n_memories = 0u32;
-    let mut n_tables = 0u32;
-    let mut address_taken: Vec<u32> = Vec::new();
-    let mut start: Option<u32> = None;
-    let mut names: HashMap<u32, String> = HashMap::new();
-
-    for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload?;
-        match validator.payload(&payload)? {
-            ValidPayload::Func(f, b) => bodies.push((f, b)),
-            ValidPayload::End(_) | ValidPayload::Ok | ValidPayload::Parser(_) => {}
-        }
-        match &payload {
-            Payload::TypeSection(r) => {
-                for group in r.clone().into_iter_err_on_gc_types() {
-                    types.push(Some(group?));
-                }
-            }
-            Payload::ImportSection(r) => {
-                for imp in r.clone().into_imports() {
-                    let imp = imp?;
-                    if imp.module == abi::IMPORT_MODULE {
-                        return Err(TransformError::Reserved(format!(
-                            "{}.{}",
-                            imp.module, imp.name
-                        )));
-                    }
-                    match imp.ty {
-                        TypeRef::Func(t) | TypeRef::FuncExact(t) => {
-                            func_types.push(t);
-                            functions.push(FunctionInfo {
-                                name: Some(format!("{}.{}", imp.module, imp.name)),
-                                imported: true,
-                                instrumented: false,
-                                type_id: t,
-                            });
-                            imported_funcs += 1;
-                        }
-                        TypeRef::Global(g) => {
-                            if g.mutable {
-                                mutable_globals.push(n_globals);
-                            }
-                            n_globals += 1;
-                        }
-                        TypeRef::Memory(_) => n_memories += 1,
-                        TypeRef::Table(_) => n_tables += 1,
-                        TypeRef::Tag(_) => {
-                            return Err(TransformError::Unsupported {
-                                proposal: "exception handling",
-                                detail: "imports a tag".into(),
-                            })
-                        }
-                    }
-                }
-            }
-            Payload::FunctionSection(r) => {
-                for t in r.clone() {
-                    let t = t?;
-                    func_types.push(t);
-                    functions.push(FunctionInfo {
-                        name: None,
-                        imported: false,
-                        instrumented: false,
-                        type_id: t,
-                    });
-                }
-            }
-            Payload::TableSection(r) => n_tables += r.count(),
-            Payload::MemorySection(r) => n_memories += r.count(),
-            Payload::GlobalSection(r) => {
-                for g in r.clone() {
-                    let g = g?;
-                    if g.ty.mutable {
-                        mutable_globals.push(n_globals);
-                    }
-                    for op in g.init_expr.get_operators_reader() {
-                        if let Operator::RefFunc { function_index } = op? {
-                            address_taken.push(function_index);
-                        }
-                    }
-                    n_globals += 1;
-                }
-            }
-            Payload::ExportSection(r) => {
-                for e in r.clone() {
-                    let e = e?;
-                    if e.name.starts_with(abi::RESERVED_PREFIX) {
-                        return Err(TransformError::Reserved(e.name.to_string()));
-                    }
-                    if e.kind == ExternalKind::Func {
-                        address_taken.push(e.index);
-                    }
-                }
-            }
-            Payload::StartSection { func, .. } => start = Some(*func),
-            Payload::ElementSection(r) => {
-                for el in r.clone() {
-                    match el?.items {
-                        wasmparser::ElementItems::Functions(fs) => {
-                            for f in fs {
-                                address_taken.push(f?);
-                            }
-                        }
-                        wasmparser::ElementItems::Expressions(_, es) => {
-                            for e in es {
-                                for op in e?.get_operators_reader() {
-                                    if let Operator::RefFunc { function_index } = op? {
-                                        address_taken.push(function_index);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            Payload::CustomSection(c) => {
-                if let wasmparser::KnownCustom::Name(r) = c.as_known() {
-                    for sub in r {
-                        if let Ok(wasmparser::Name::Function(map)) = sub {
-                            for n in map.into_iter().flatten() {
-                                names.insert(n.index, n.name.to_string());
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        sections.push(payload);
-    }
-    let canonical: Vec<u32> = (0..types.len())
-        .map(|t| {
-            (0..t)
-                .find(|u| types[*u].is_some() && types[*u] == types[t])
-                .unwrap_or(t) as u32
-        })
-        .collect();
-    for (i, f) in functions.iter_mut().enumerate() {
-        if let Some(n) = names.get(&(i as u32)) {
-            f.name = Some(n.clone());
-        }
-        f.type_id = canonical
-            .get(f.type_id as usize)
-            .copied()
-            .unwrap_or(f.type_id);
-    }
-    address_taken.sort_unstable();
-    address_taken.dedup();
-
-    // Pass 2: which functions can reach a site.
-    let n_funcs = func_types.len();
-    let mut scans: Vec<Scan> = Vec::with_capacity(bodies.len());
-    for (_, body) in &bodies {
-        let mut s = Scan::default();
-        for op in body.get_operators_reader()? {
-            match op? {
-                Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
-                    if function_index < imported_funcs {
-                        s.calls_import = true;
-                    } else {
-                        s.callees.push(function_index);
-                    }
-                }
-                Operator::CallIndirect { type_index, .. }
-                | Operator::ReturnCallIndirect { type_index, .. } => {
-                    s.indirect_types.push(type_index)
-                }
-                Operator::RefFunc { function_index } => address_taken.push(function_index),
-                _ => {}
-            }
-        }
-        s.loops = loops::loop_polls(policy, body)?;
-        scans.push(s);
-    }
-    address_taken.sort_unstable();
-    address_taken.dedup();
-    let mut may_unwind = vec![false; n_funcs];
-    if policy.instrument {
-        for (i, s) in scans.iter().enumerate() {
-            may_unwind[imported_funcs as usize + i] =
-                policy.function_entry || s.calls_import || s.loops.iter().any(|l| l.is_site());
-        }
-    }
-    let same_type = |a: u32, b: u32| {
-        a == b || (types[a as usize].is_some() && types[a as usize] == types[b as usize])
-    };
-    let mut type_unwind = vec![false; types.len()];
-    loop {
-        let mut changed = false;
-        for (t, tu) in type_unwind.iter_mut().enumerate() {
-            let v = address_taken
-                .iter()
-                .any(|f| may_unwind[*f as usize] && same_type(func_types[*f as usize], t as u32));
-            if v && !*tu {
-                *tu = true;
-                changed = true;
-            }
-        }
-        for (i, s) in scans.iter().enumerate() {
-            let f = imported_funcs as usize + i;
-            if may_unwind[f] || !policy.instrument {
-                continue;
-            }
-            if s.callees.iter().any(|c| may_unwind[*c as usize])
-                || s.indirect_types.iter().any(|t| type_unwind[*t as usize])
-            {
-                may_unwind[f] = true;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    // Phase 1: read and validate; scan each body for its calls and loops.
+    let (mut facts, bodies) = analyze::read_module(wasm)?;
+    let scans = analyze::scan_bodies(&mut facts, &bodies, policy)?;
+    // Phase 2: which functions can reach a site.
+    let reach::Reach {
+        may_unwind,
+        type_unwind,
+    } = reach::reach(policy, &facts, &scans);
+    let analyze::Facts {
+        sections,
+        types,
+        func_types,
+        mut functions,
+        imported_funcs,
+        mutable_globals,
+        n_globals,
+        n_memories,
+        n_tables,
+        address_taken,
+        start,
+        canonical,
+    } = facts;
     for (i, f) in functions.iter_mut().enumerate() {
         f.instrumented = may_unwind[i];
     }
+    let n_funcs = func_types.len();
 
     let added = if policy.instrument {
         HostFunc::ALL.len() as u32
@@ -617,7 +405,7 @@ pub fn instrument_as(
         by_type: HashMap::new(),
     };
 
-    // Pass 3: rewrite bodies.
+    // Phase 3: rewrite the bodies of the functions that can unwind.
     let mut sites: Vec<SiteInfo> = Vec::new();
     let mut code = wasm_encoder::CodeSection::new();
     let mut allocs = wasmparser::FuncValidatorAllocations::default();
@@ -683,7 +471,7 @@ pub fn instrument_as(
         code.function(&f);
     }
 
-    // Pass 4: reassemble.
+    // Phase 4: reassemble the module.
     let mut module = wasm_encoder::Module::new();
     let mut re = ctx.reencoder();
     let mut customs: Vec<&Payload<'_>> = Vec::new();
