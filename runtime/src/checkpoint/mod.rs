@@ -183,6 +183,7 @@ impl CheckpointState {
     pub fn set_rewind(&mut self, frames: Vec<Frame>) {
         self.rewinding = frames;
         self.rewound = false;
+        self.tail_hops = 0;
     }
 
     /// Installs the instance's function map (after instantiation).
