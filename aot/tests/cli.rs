@@ -1,8 +1,8 @@
 //! `mvvm-aot` as a user runs it: the demo's build, and input it refuses.
 
 use mvvm_contract::{AotFile, SiteKind, Target};
-use mvvm_tests::tools::assert_clear_error;
-use std::path::{Path, PathBuf};
+use mvvm_tests::tools::{assert_clear_error, demo_wat, stderr};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// The `mvvm-aot` binary of this package.
@@ -16,14 +16,6 @@ fn mvvm_aot(args: &[&str], out: &Path, input: &Path) -> Output {
         .arg(input)
         .output()
         .expect("spawn mvvm-aot")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn p_wat() -> PathBuf {
-    mvvm_tests::guests_src().join("wat/p.wat")
 }
 
 #[test]
@@ -41,7 +33,7 @@ fn the_demo_build_has_three_targets_and_the_policy_asked_for() {
             wasm.to_str().expect("utf-8 path"),
         ],
         &aot,
-        &p_wat(),
+        &demo_wat(),
     );
     assert!(o.status.success(), "mvvm-aot: {}", stderr(&o));
     let file = AotFile::read(&aot).expect("a readable .aot");

@@ -2,8 +2,8 @@
 //! files are built with the `mvvm-aot` library; `aot/tests/cli.rs` runs the `mvvm-aot` binary.
 
 use mvvm_contract::{Policy, Target};
-use mvvm_tests::tools::assert_clear_error;
-use std::path::{Path, PathBuf};
+use mvvm_tests::tools::{assert_clear_error, demo_wat, stderr};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// The `mvvm` binary of this package.
@@ -36,19 +36,11 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn p_wat() -> PathBuf {
-    mvvm_tests::guests_src().join("wat/p.wat")
-}
-
 #[test]
 fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     let dir = tempfile::tempdir().expect("tempdir");
     let aot = dir.path().join("p.aot");
-    build_aot(&p_wat(), &demo_policy(), &Target::ALL, &aot);
+    build_aot(&demo_wat(), &demo_policy(), &Target::ALL, &aot);
 
     let o = run(Command::new(MVVM).arg("inspect").arg(&aot));
     assert!(o.status.success(), "inspect: {}", stderr(&o));
@@ -76,7 +68,7 @@ fn demo_three_targets_and_identical_output_on_native_and_pulley() {
     }
 
     // The uninstrumented module, run by the same runtime from the .wat directly.
-    let plain = run(Command::new(MVVM).args(["run", "-t"]).arg(p_wat()));
+    let plain = run(Command::new(MVVM).args(["run", "-t"]).arg(demo_wat()));
     assert!(plain.status.success(), "plain: {}", stderr(&plain));
     assert!(!plain.stdout.is_empty());
     for isa in ["native", "pulley64"] {
@@ -146,7 +138,7 @@ fn bad_input_gets_one_clear_line() {
     // A good .aot, then truncated, damaged and foreign versions of it.
     let good = d.join("good.aot");
     build_aot(
-        &p_wat(),
+        &demo_wat(),
         &Policy::default_counter(),
         &[Target::Pulley64],
         &good,
@@ -216,7 +208,7 @@ fn bad_input_gets_one_clear_line() {
         "{}",
         stderr(&o)
     );
-    let plain = run(Command::new(MVVM).args(["run", "-t"]).arg(p_wat()));
+    let plain = run(Command::new(MVVM).args(["run", "-t"]).arg(demo_wat()));
     assert_eq!(o.stdout, plain.stdout);
 
     // An .aot claiming fuel metering (mvvm-aot never writes one) is refused, not run out of fuel.

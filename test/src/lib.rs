@@ -265,6 +265,16 @@ pub mod tools {
         p
     }
 
+    /// A command's stderr, as text.
+    pub fn stderr(o: &std::process::Output) -> String {
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    /// The demo program, `test/guests/wat/p.wat`.
+    pub fn demo_wat() -> PathBuf {
+        super::guests_src().join("wat/p.wat")
+    }
+
     /// Asserts what a refused command must show: the exit status `code`, one line on stderr that
     /// mentions `mentions`, and no panic.
     pub fn assert_clear_error(o: &std::process::Output, code: i32, mentions: &str) {
