@@ -102,7 +102,7 @@ fn restore_frame<T: HasCheckpointState>(mut c: Caller<'_, T>, func: i32) -> wasm
         if ck.tail_hops > ck.info.functions.len() {
             wasmtime::bail!("rewinding towards function {top}'s frame took more tail calls than the module has functions; the rewind does not progress");
         }
-        return match ck.tail_graph.first_hop(func, top) {
+        return match ck.tail_graph().first_hop(func, top) {
             Some((site, callee)) => {
                 ck.tail_target = Some(callee);
                 Ok(site as i32 + 1)

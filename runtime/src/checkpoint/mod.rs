@@ -42,9 +42,9 @@ pub struct CheckpointState {
     /// The instance's address-taken functions; shared so that a host function can hold it while
     /// it also uses the store.
     funcs: Option<Arc<FuncMap>>,
-    /// The module's tail calls, built with the function map (indirect ones reach only
-    /// address-taken functions).
-    tail_graph: TailGraph,
+    /// The module's tail calls (indirect ones reach only address-taken functions), built by the
+    /// first rewind that needs them, so that a run that never rewinds does not pay for them.
+    tail_graph: std::sync::OnceLock<TailGraph>,
     /// Whether a rewind finished (the innermost site was reached).
     pub rewound: bool,
     tail_target: Option<u32>,
@@ -83,7 +83,7 @@ impl CheckpointState {
             unwound: Vec::new(),
             rewinding: Vec::new(),
             funcs: None,
-            tail_graph: TailGraph::default(),
+            tail_graph: std::sync::OnceLock::new(),
             rewound: false,
             tail_target: None,
             tail_hops: 0,
@@ -154,7 +154,7 @@ impl CheckpointState {
     /// `goal` itself, and with `through_tail_calls` also those that tail-call their way there.
     fn entries_reaching(&self, goal: u32, type_id: u32, through_tail_calls: bool) -> Vec<bool> {
         let mut reaches = if through_tail_calls {
-            self.tail_graph.reaching(goal)
+            self.tail_graph().reaching(goal)
         } else {
             (0..self.info.functions.len())
                 .map(|f| f == goal as usize)
@@ -188,8 +188,17 @@ impl CheckpointState {
 
     /// Installs the instance's function map (after instantiation).
     pub fn set_funcs(&mut self, funcs: FuncMap) {
-        self.tail_graph = TailGraph::new(&self.info, |f| funcs.func(f).is_some());
         self.funcs = Some(Arc::new(funcs));
+        self.tail_graph = std::sync::OnceLock::new();
+    }
+
+    /// The module's tail-call graph; built on first use, after the function map is installed.
+    fn tail_graph(&self) -> &TailGraph {
+        self.tail_graph.get_or_init(|| {
+            TailGraph::new(&self.info, |f| {
+                self.funcs.as_ref().is_some_and(|m| m.func(f).is_some())
+            })
+        })
     }
 
     /// The instance's function map, once installed.

@@ -15,7 +15,7 @@ use mvvm_contract::{ModuleInfo, SiteKind};
 use std::collections::{HashMap, VecDeque};
 
 /// Tail-call edges of a module, forwards and backwards, indexed by function.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TailGraph {
     /// `out[f]`: the (site, callee) pairs of `f`'s tail calls.
     out: Vec<Vec<(u32, u32)>>,
