@@ -23,7 +23,8 @@
 //!   A sequence that starts with a poll dispatches in that poll's slow path (countdown zero).
 
 use super::loops::LoopPoll;
-use super::{liveness, BlockTypes, ModCtx, SlotPool, TransformError};
+use super::plan::{BlockTypes, Countdown, ModuleContext, SlotPool};
+use super::{liveness, TransformError};
 use mvvm_contract::abi::{HostFunc, SlotType, State};
 use mvvm_contract::{SiteInfo, SiteKind};
 use std::collections::HashMap;
@@ -133,7 +134,7 @@ pub(super) struct FuncIds<'l> {
 
 /// Rewrites one defined function: returns the function and its rewind clone.
 pub(super) fn rewrite(
-    ctx: &ModCtx,
+    ctx: &ModuleContext,
     block_types: &mut BlockTypes,
     slots: &mut SlotPool,
     sites: &mut Vec<SiteInfo>,
@@ -548,7 +549,7 @@ pub(super) struct Rewritten {
 struct HintMarks<'e> {
     state: u32,
     rsite: u32,
-    countdown: super::Countdown,
+    countdown: Countdown,
     counters: &'e [u32],
     /// Locals from this index on are the transform's.
     original_locals: u32,
@@ -877,7 +878,7 @@ fn split_below(stack: Vec<ValType>, operands: usize) -> Option<Vec<ValType>> {
 /// keeps the argument from being a constant: Cranelift hoists constants out of loops, and a site
 /// constant hoisted out of every inner loop of an interpreter's dispatch loop is a register, or a
 /// stack slot, held across all of it.
-fn poll_call(ctx: &ModCtx, site: u32) -> Vec<Instruction<'static>> {
+fn poll_call(ctx: &ModuleContext, site: u32) -> Vec<Instruction<'static>> {
     let mut code = ctx.countdown_get();
     code.extend([
         Instruction::I32Const(site as i32),
@@ -890,7 +891,7 @@ fn poll_call(ctx: &ModCtx, site: u32) -> Vec<Instruction<'static>> {
 /// Parses the body into a tree of constructs, validating as it goes and recording, at each resume
 /// point, the operand types the validator knows there. `loop_kinds`: see [`FuncIds::loops`].
 fn build_tree<'a>(
-    ctx: &ModCtx,
+    ctx: &ModuleContext,
     sites: &mut Vec<SiteInfo>,
     func: u32,
     body: &FunctionBody<'a>,
@@ -1109,7 +1110,7 @@ enum Label {
 }
 
 struct Emitter<'c, 'b, 'a> {
-    ctx: &'c ModCtx,
+    ctx: &'c ModuleContext,
     block_types: &'b mut BlockTypes,
     out: Vec<Instruction<'a>>,
     labels: Vec<Label>,
@@ -1848,7 +1849,7 @@ fn dummy(t: ValType) -> Result<Instruction<'static>, TransformError> {
 /// checks, prologue or handler).
 /// Original code and labels are kept as they are; each poll is a self-contained `if`.
 pub(super) fn add_polls(
-    ctx: &ModCtx,
+    ctx: &ModuleContext,
     sites: &mut Vec<SiteInfo>,
     func: u32,
     body: &FunctionBody<'_>,
