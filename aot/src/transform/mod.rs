@@ -1,13 +1,19 @@
 //! The checkpoint-site transform: wasm in, instrumented wasm plus its site table out.
 //!
 //! [`instrument`] adds checkpoint sites according to a [`Policy`], makes every function that can reach
-//! a site able to unwind its frame into the host and rewind it later (see [`body`]), removes the start
+//! a site able to unwind its frame into the host and rewind it later (see the `body` module), removes the start
 //! section (exported as [`abi::EXPORT_START`](mvvm_contract::abi::EXPORT_START) so a restore never runs it
 //! twice), and exports every mutable global, memory, table and address-taken function under reserved
 //! names. Functions that cannot reach a site are left untouched.
 //!
 //! With [`Policy::plain`] nothing is instrumented: only the exports and the start-section change are
 //! made, which gives the fair baseline every cost is measured against.
+//!
+//! [`instrument_as`] is the recipe, in five phases: `analyze` reads and validates the module and
+//! scans each body for its calls and loops (`loops` decides what each loop header gets); `reach`
+//! finds the functions that can reach a site; `plan` places everything the transform adds in the
+//! index spaces; `code` rewrites each such body (`body`, with `liveness`); `assemble` writes the
+//! output module section by section.
 
 mod analyze;
 mod assemble;
