@@ -301,3 +301,173 @@ fn is_control(op: &Operator<'_>) -> bool {
             | Operator::Rethrow { .. }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! Which loops get which poll, one row per rule. Each row is the body of a function
+    //! `(func (param $n i32) (local $i i32) …)` and what [`loop_polls`] gives its loops, in order,
+    //! under the counter-loop policy; the last tests show the other policies.
+
+    use super::{loop_polls, LoopPoll, BOUNDED_LOOP_MAX_TRIPS};
+    use mvvm_contract::Policy;
+    use LoopPoll::{Bounded, Counted, Every, Off};
+
+    /// What `policy` puts at each loop of the function whose body is `body`.
+    fn polls(policy: &Policy, body: &str) -> Vec<LoopPoll> {
+        let wat = format!(
+            "(module (func $f) (table 1 funcref) (type $t (func))
+               (func (param $n i32) (local $i i32) {body}))"
+        );
+        let wasm = wat::parse_str(&wat).unwrap_or_else(|e| panic!("{e}\n{wat}"));
+        let bodies: Vec<_> = wasmparser::Parser::new(0)
+            .parse_all(&wasm)
+            .filter_map(|p| match p {
+                Ok(wasmparser::Payload::CodeSectionEntry(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        let last = bodies.last().expect("the module has bodies");
+        loop_polls(policy, last).expect("a valid body")
+    }
+
+    /// A loop counting `$i` from `start` by `step` while `$i <cmp> limit` (`i32.lt_s` etc.).
+    fn counting(start: i32, step: &str, cmp: &str, limit: i32) -> String {
+        format!(
+            "i32.const {start} local.set $i
+             (loop $l local.get $i i32.const 1 {step} local.tee $i
+                      i32.const {limit} {cmp} br_if $l)"
+        )
+    }
+
+    #[test]
+    fn counter_loop_policy_table() {
+        let table: Vec<(&str, String, Vec<LoopPoll>)> = vec![
+            (
+                "a loop whose end depends on a parameter counts in a local",
+                "(loop $l local.get $n i32.const 1 i32.sub local.tee $n br_if $l)".into(),
+                vec![Counted],
+            ),
+            (
+                "a loop with a direct call tests the shared countdown on every iteration",
+                "(loop $l call $f local.get $n br_if $l)".into(),
+                vec![Every],
+            ),
+            (
+                "so does one with an indirect call",
+                "(loop $l i32.const 0 call_indirect (type $t) local.get $n br_if $l)".into(),
+                vec![Every],
+            ),
+            (
+                "a call in an inner loop makes the outer loop call too",
+                "(loop $o (loop $i call $f local.get $n br_if $i) local.get $n br_if $o)".into(),
+                vec![Every, Every],
+            ),
+            (
+                "a loop from a constant that ends within the limit is bounded: no site",
+                counting(0, "i32.add", "i32.lt_s", 10),
+                vec![Bounded(10)],
+            ),
+            (
+                "the trip count follows the compare (unsigned, counting down)",
+                counting(8, "i32.sub", "i32.gt_u", 3),
+                vec![Bounded(5)],
+            ),
+            (
+                "a bounded loop may loop until its counter is zero (no compare)",
+                "i32.const 4 local.set $i
+                 (loop $l local.get $i i32.const 1 i32.sub local.tee $i br_if $l)"
+                    .into(),
+                vec![Bounded(4)],
+            ),
+            (
+                "a count above the limit is not bounded",
+                counting(0, "i32.add", "i32.lt_s", BOUNDED_LOOP_MAX_TRIPS as i32 + 1),
+                vec![Counted],
+            ),
+            (
+                "exactly the limit is bounded",
+                counting(0, "i32.add", "i32.lt_s", BOUNDED_LOOP_MAX_TRIPS as i32),
+                vec![Bounded(BOUNDED_LOOP_MAX_TRIPS)],
+            ),
+            (
+                "a counter that starts from a parameter is not bounded",
+                "local.get $n local.set $i
+                 (loop $l local.get $i i32.const 1 i32.add local.tee $i
+                          i32.const 10 i32.lt_s br_if $l)"
+                    .into(),
+                vec![Counted],
+            ),
+            (
+                "a second write of the counter in the body is not bounded",
+                "i32.const 0 local.set $i
+                 (loop $l local.get $n local.set $i
+                          local.get $i i32.const 1 i32.add local.tee $i
+                          i32.const 10 i32.lt_s br_if $l)"
+                    .into(),
+                vec![Counted],
+            ),
+            (
+                "a second branch to the header is not bounded",
+                "i32.const 0 local.set $i
+                 (loop $l local.get $n br_if $l
+                          local.get $i i32.const 1 i32.add local.tee $i
+                          i32.const 10 i32.lt_s br_if $l)"
+                    .into(),
+                vec![Counted],
+            ),
+            (
+                "control flow between the constant and the loop is not bounded",
+                "i32.const 0 local.set $i (block)
+                 (loop $l local.get $i i32.const 1 i32.add local.tee $i
+                          i32.const 10 i32.lt_s br_if $l)"
+                    .into(),
+                vec![Counted],
+            ),
+            (
+                "a loop that contains a loop is not bounded, the inner one may be",
+                format!(
+                    "(loop $o {} local.get $n br_if $o)",
+                    counting(0, "i32.add", "i32.lt_s", 3)
+                ),
+                vec![Counted, Bounded(3)],
+            ),
+            (
+                "a loop with a call in it is never bounded",
+                "i32.const 0 local.set $i
+                 (loop $l call $f local.get $i i32.const 1 i32.add local.tee $i
+                          i32.const 10 i32.lt_s br_if $l)"
+                    .into(),
+                vec![Every],
+            ),
+        ];
+        let policy = Policy::default_counter();
+        for (why, body, expected) in table {
+            assert_eq!(polls(&policy, &body), expected, "{why}:\n{body}");
+        }
+    }
+
+    #[test]
+    fn other_policies_put_the_same_poll_at_every_loop_or_none() {
+        let body = format!(
+            "(loop $a local.get $n br_if $a) (loop $b call $f local.get $n br_if $b) {}",
+            counting(0, "i32.add", "i32.lt_s", 10)
+        );
+        let loop_header = Policy {
+            loop_header: true,
+            counter_loop: false,
+            ..Policy::default_counter()
+        };
+        assert_eq!(polls(&loop_header, &body), vec![Every, Every, Every]);
+        let entry_only = Policy {
+            function_entry: true,
+            counter_loop: false,
+            ..Policy::default_counter()
+        };
+        assert_eq!(polls(&entry_only, &body), vec![Off, Off, Off]);
+        assert_eq!(polls(&Policy::plain(), &body), vec![Off, Off, Off]);
+        assert_eq!(
+            polls(&Policy::default_counter(), &body),
+            vec![Counted, Every, Bounded(10)]
+        );
+    }
+}
