@@ -4,9 +4,11 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use mvvm_aot::build::{build, BuildError};
 use mvvm_contract::file::atomic_write;
+use mvvm_contract::status;
 use mvvm_contract::{EngineOptions, Policy, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// Instrument a WebAssembly module with checkpoint sites and precompile it for x86_64, aarch64 and
 /// pulley64 into one `.aot` file that `mvvm run`, `mvvm checkpoint` and `mvvm restore` load.
@@ -16,6 +18,9 @@ use std::process::ExitCode;
 /// add more; they combine. With no policy flag, --enable-counter-loop-checkpoint is used.
 ///
 /// Example: mvvm-aot --enable-checkpoint --enable-counter-loop-checkpoint --threshold-bits 4 -o app.aot app.wasm
+///
+/// Exit status: 0 written; 126 bad input or usage (nothing written); 163 the output could not be
+/// written or a target could not be compiled.
 #[derive(Parser, Debug)]
 #[command(name = "mvvm-aot", version, verbatim_doc_comment)]
 struct Cli {
@@ -57,6 +62,9 @@ struct Cli {
     /// Output `.aot` file.
     #[arg(short = 'o', long = "output", value_name = "OUT.aot")]
     output: PathBuf,
+    /// Print nothing on success (errors are still printed).
+    #[arg(short = 'q', long)]
+    quiet: bool,
     /// Input module: `.wasm` binary or `.wat` text.
     #[arg(value_name = "IN.wasm|IN.wat")]
     input: PathBuf,
@@ -64,23 +72,100 @@ struct Cli {
 
 fn main() -> ExitCode {
     mvvm_contract::logging::init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(status::BAD_INPUT),
+            };
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure(code, e)) => {
             eprintln!("mvvm-aot: error: {e:#}");
-            // Input the transform refuses exits 2; everything else (I/O) exits 1.
-            let input_error = e
-                .downcast_ref::<BuildError>()
-                .is_some_and(|b| matches!(b, BuildError::Transform(_)));
-            ExitCode::from(if input_error { 2 } else { 1 })
+            ExitCode::from(code)
         }
     }
 }
 
-fn run(cli: &Cli) -> Result<()> {
+/// An error and the exit status it gets (see [`status`]).
+struct Failure(u8, anyhow::Error);
+
+/// Marks errors of bad input.
+fn bad_input<T>(r: Result<T>) -> Result<T, Failure> {
+    r.map_err(|e| Failure(status::BAD_INPUT, e))
+}
+
+/// Marks errors of the host (writing, compiling).
+fn host_failure<T>(r: Result<T>) -> Result<T, Failure> {
+    r.map_err(|e| Failure(status::HOST_FAILURE, e))
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let started = Instant::now();
+    let targets = bad_input(targets(&cli.targets))?;
+    let policy = policy(cli);
+    let bytes = bad_input(
+        std::fs::read(&cli.input)
+            .with_context(|| format!("cannot read input {}", cli.input.display())),
+    )?;
+    let wasm = bad_input(
+        mvvm_aot::transform::parse_input(&bytes)
+            .with_context(|| format!("{}", cli.input.display())),
+    )?;
+    let engine = EngineOptions {
+        opt_level: cli.opt_level,
+        fuel: false,
+    };
+    let aot = match build(&wasm, &policy, &targets, &engine) {
+        Ok(aot) => aot,
+        Err(e @ BuildError::Transform(_)) => {
+            return bad_input(Err(
+                anyhow::Error::from(e).context(cli.input.display().to_string())
+            ))
+        }
+        Err(e) => return host_failure(Err(anyhow::Error::from(e))),
+    };
+    if let Some(p) = &cli.emit_wasm {
+        host_failure(
+            atomic_write(p, &aot.wasm).with_context(|| format!("cannot write {}", p.display())),
+        )?;
+    }
+    let encoded = aot.encode();
+    host_failure(
+        atomic_write(&cli.output, &encoded)
+            .with_context(|| format!("cannot write {}", cli.output.display())),
+    )?;
+    if !cli.quiet {
+        let instrumented = aot.info.functions.iter().filter(|f| f.instrumented).count();
+        eprintln!(
+            "mvvm-aot: wrote {} ({} bytes) in {:.1} s: policy {}, {} sites, {}/{} functions instrumented, targets {}",
+            cli.output.display(),
+            encoded.len(),
+            started.elapsed().as_secs_f64(),
+            policy.describe(),
+            aot.info.sites.len(),
+            instrumented,
+            aot.info.functions.len(),
+            targets
+                .iter()
+                .map(|t| t.triple())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The targets named by `--target` flags, deduplicated; all three if none.
+fn targets(names: &[String]) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
-    for t in &cli.targets {
+    for t in names {
         let target = Target::parse(t).with_context(|| {
             format!("unknown target {t:?}; use x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu or pulley64")
         })?;
@@ -91,50 +176,22 @@ fn run(cli: &Cli) -> Result<()> {
     if targets.is_empty() {
         targets = Target::ALL.to_vec();
     }
-    let policy = if cli.plain {
-        Policy::plain()
-    } else {
-        let none = !cli.enable_checkpoint
-            && !cli.enable_loop_checkpoint
-            && !cli.enable_counter_loop_checkpoint;
-        Policy {
-            function_entry: cli.enable_checkpoint,
-            loop_header: cli.enable_loop_checkpoint,
-            counter_loop: cli.enable_counter_loop_checkpoint || none,
-            threshold_bits: cli.threshold_bits,
-            instrument: true,
-        }
-    };
-    let bytes = std::fs::read(&cli.input)
-        .with_context(|| format!("cannot read input {}", cli.input.display()))?;
-    let wasm = mvvm_aot::transform::parse_input(&bytes)
-        .map_err(BuildError::Transform)
-        .with_context(|| format!("{}", cli.input.display()))?;
-    let engine = EngineOptions {
-        opt_level: cli.opt_level,
-        fuel: false,
-    };
-    let aot = build(&wasm, &policy, &targets, &engine)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("{}", cli.input.display()))?;
-    if let Some(p) = &cli.emit_wasm {
-        atomic_write(p, &aot.wasm).with_context(|| format!("cannot write {}", p.display()))?;
+    Ok(targets)
+}
+
+/// The policy the flags ask for.
+fn policy(cli: &Cli) -> Policy {
+    if cli.plain {
+        return Policy::plain();
     }
-    atomic_write(&cli.output, &aot.encode())
-        .with_context(|| format!("cannot write {}", cli.output.display()))?;
-    let instrumented = aot.info.functions.iter().filter(|f| f.instrumented).count();
-    spdlog::info!(
-        "{}: policy {}, {} sites, {}/{} functions instrumented, targets {}",
-        cli.output.display(),
-        policy.describe(),
-        aot.info.sites.len(),
-        instrumented,
-        aot.info.functions.len(),
-        targets
-            .iter()
-            .map(|t| t.triple())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(())
+    let none = !cli.enable_checkpoint
+        && !cli.enable_loop_checkpoint
+        && !cli.enable_counter_loop_checkpoint;
+    Policy {
+        function_entry: cli.enable_checkpoint,
+        loop_header: cli.enable_loop_checkpoint,
+        counter_loop: cli.enable_counter_loop_checkpoint || none,
+        threshold_bits: cli.threshold_bits,
+        instrument: true,
+    }
 }

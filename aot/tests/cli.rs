@@ -1,5 +1,6 @@
 //! `mvvm-aot` as a user runs it: the demo's build, and input it refuses.
 
+use mvvm_contract::status::BAD_INPUT;
 use mvvm_contract::{AotFile, SiteKind, Target};
 use mvvm_tests::tools::{assert_clear_error, demo_wat, stderr};
 use std::path::Path;
@@ -58,10 +59,10 @@ fn refused_input_gets_one_line_and_no_output() {
     // Not wasm at all.
     std::fs::write(d.join("notwasm.wasm"), b"hello, I am a text file\xff\xfe").expect("write");
     let o = mvvm_aot(&[], &out, &d.join("notwasm.wasm"));
-    assert_clear_error(&o, 2, "neither wasm binary");
+    assert_clear_error(&o, BAD_INPUT, "neither wasm binary");
     assert!(!out.exists(), "no output on failure");
 
-    // Valid wasm using a proposal mvvm refuses: one line naming the proposal, exit 2, no output.
+    // Valid wasm using a proposal mvvm refuses: one line naming the proposal, the bad-input status, no output.
     let refused = [
         (
             "exn",
@@ -75,13 +76,13 @@ fn refused_input_gets_one_line_and_no_output() {
         let input = d.join(format!("{name}.wasm"));
         std::fs::write(&input, wat::parse_str(text).expect("wat")).expect("write");
         let o = mvvm_aot(&[], &out, &input);
-        assert_clear_error(&o, 2, proposal);
+        assert_clear_error(&o, BAD_INPUT, proposal);
         assert!(!out.exists(), "{name}: no output on failure");
     }
 
     // Invalid wasm (a truncated body).
     std::fs::write(d.join("trunc.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
     let o = mvvm_aot(&[], &out, &d.join("trunc.wasm"));
-    assert_clear_error(&o, 2, "not a valid WebAssembly module");
+    assert_clear_error(&o, BAD_INPUT, "not a valid WebAssembly module");
     assert!(!out.exists(), "no output on failure");
 }

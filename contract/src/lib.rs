@@ -10,6 +10,7 @@
 //! * [`file`]: atomic file writes, which every format's writer uses.
 //! * [`logging`]: the log conventions both binaries follow (stderr only, `SPDLOG_LEVEL`), so a user
 //!   meets one behaviour whichever tool they run.
+//! * [`status`]: the exit statuses both binaries use, which scripts depend on.
 //!
 //! The byte layouts are documented in `contract/FORMAT.md`.
 
@@ -20,6 +21,7 @@ pub mod file;
 pub mod info;
 pub mod logging;
 pub mod sealed;
+pub mod status;
 
 pub use config::{engine_config, EngineOptions, Target};
 pub use container::AotFile;

@@ -27,6 +27,9 @@ pub enum RuntimeError {
     /// A snapshot could not be applied.
     #[error(transparent)]
     Restore(#[from] mvvm_restore::RestoreError),
+    /// An output (an image) could not be written.
+    #[error("cannot write {0}")]
+    Write(String),
     /// This host's architecture is not supported natively.
     #[error("mvvm does not run natively on {0}; use --isa pulley64")]
     UnsupportedHost(&'static str),

@@ -1,6 +1,7 @@
 //! `mvvm` as a user runs it: the demo, arguments and exit statuses, and bad input. The `.aot`
 //! files are built with the `mvvm-aot` library; `aot/tests/cli.rs` runs the `mvvm-aot` binary.
 
+use mvvm_contract::status::{BAD_INPUT, NOT_TRIGGERED, TRAP};
 use mvvm_contract::{Policy, Target};
 use mvvm_tests::tools::{assert_clear_error, demo_wat, stderr};
 use std::path::Path;
@@ -124,6 +125,189 @@ fn exit_status_args_and_env_pass_through() {
     assert_eq!(comma.stdout, dashdash.stdout, "-a a,b equals -- a b");
 }
 
+/// As in `wasmtime run`: options before the program, everything after it to the guest (flags
+/// included), and `--env NAME` passes the host's value.
+#[test]
+fn positional_program_and_args_and_inherited_env() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aot = dir.path().join("argsenv.aot");
+    let wasm = mvvm_tests::guests_dir().join("argsenv.wasm");
+    build_aot(&wasm, &Policy::default_counter(), &[Target::X86_64], &aot);
+    let expected =
+        std::fs::read(mvvm_tests::guests_src().join("c/argsenv.expected")).expect("expected");
+    let positional = run(Command::new(MVVM)
+        .args(["run", "--env", "MVVM_A", "-e", "MVVM_B=bee"])
+        .arg(&aot)
+        .args(["one", "two words"])
+        .env("MVVM_A", "ay"));
+    assert_eq!(positional.status.code(), Some(3), "{}", stderr(&positional));
+    assert_eq!(
+        String::from_utf8_lossy(&positional.stdout),
+        String::from_utf8_lossy(&expected)
+    );
+    // A guest argument that looks like a flag is the guest's.
+    let flag = run(Command::new(MVVM)
+        .args(["run", "-e", "MVVM_A=ay", "-e", "MVVM_B=bee"])
+        .arg(&aot)
+        .args(["--isa", "x"]));
+    assert_eq!(flag.status.code(), Some(3), "{}", stderr(&flag));
+    // `--env NAME` of a variable the host lacks is bad input.
+    let o = run(Command::new(MVVM)
+        .args(["run", "--env", "MVVM_SURELY_UNSET"])
+        .arg(&aot)
+        .env_remove("MVVM_SURELY_UNSET"));
+    assert_clear_error(&o, BAD_INPUT, "MVVM_SURELY_UNSET");
+}
+
+/// `--invoke` calls another export; `--isa` takes the host's own name and refuses the other.
+#[test]
+fn invoke_and_isa_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("two.wat");
+    std::fs::write(
+        &w,
+        r#"(module
+             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start") (call $exit (i32.const 4)))
+             (func (export "other") (call $exit (i32.const 5))))"#,
+    )
+    .expect("write");
+    let aot = dir.path().join("two.aot");
+    build_aot(&w, &Policy::default_counter(), &Target::ALL, &aot);
+    let o = run(Command::new(MVVM)
+        .args(["run", "--invoke", "other"])
+        .arg(&aot));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let o = run(Command::new(MVVM)
+        .args(["run", "--invoke", "missing"])
+        .arg(&aot));
+    assert_clear_error(&o, BAD_INPUT, "missing");
+    let host = std::env::consts::ARCH;
+    let o = run(Command::new(MVVM).args(["run", "--isa", host]).arg(&aot));
+    assert_eq!(o.status.code(), Some(4), "--isa {host}: {}", stderr(&o));
+    let other = if host == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let o = run(Command::new(MVVM).args(["run", "--isa", other]).arg(&aot));
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(BAD_INPUT)),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("pulley64"), "{}", stderr(&o));
+}
+
+/// A checkpoint whose trigger never fires writes nothing and says so with its own status; a
+/// usage error has the bad-input status; `proc_exit` outside WASI's 0..126 is a trap.
+#[test]
+fn statuses_a_script_can_trust() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aot = dir.path().join("argsenv.aot");
+    let wasm = mvvm_tests::guests_dir().join("argsenv.wasm");
+    build_aot(&wasm, &Policy::default_counter(), &[Target::X86_64], &aot);
+    let o = run(Command::new(MVVM)
+        .args(["checkpoint", "-c", "1000000"])
+        .arg(&aot));
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(NOT_TRIGGERED)),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("no image written"), "{}", stderr(&o));
+    assert!(!aot.with_extension("ckpt").exists(), "no image");
+
+    let o = run(Command::new(MVVM).args(["run", "--no-such-flag"]).arg(&aot));
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(BAD_INPUT)),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(Command::new(MVVM).arg("run"));
+    assert_clear_error(&o, BAD_INPUT, "no program given");
+    let o = run(Command::new(MVVM).args(["run", "--help"]));
+    assert_eq!(o.status.code(), Some(0));
+
+    let w = dir.path().join("exit200.wat");
+    std::fs::write(
+        &w,
+        r#"(module
+             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start") (call $exit (i32.const 200))))"#,
+    )
+    .expect("write");
+    let exit200 = dir.path().join("exit200.aot");
+    build_aot(&w, &Policy::default_counter(), &[Target::X86_64], &exit200);
+    let o = run(Command::new(MVVM).arg("run").arg(&exit200));
+    assert_eq!(o.status.code(), Some(i32::from(TRAP)), "{}", stderr(&o));
+    assert!(stderr(&o).contains("outside of [0..126)"), "{}", stderr(&o));
+}
+
+/// `inspect --json` of an .aot file and of an image is JSON with the documented fields, and a
+/// closed stdout ends `inspect` quietly.
+#[test]
+fn inspect_json_and_a_closed_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let aot = dir.path().join("p.aot");
+    build_aot(&demo_wat(), &demo_policy(), &Target::ALL, &aot);
+    let o = run(Command::new(MVVM).args(["inspect", "--json"]).arg(&aot));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for field in [
+        r#""kind": "aot""#,
+        r#""targets""#,
+        r#""sites""#,
+        r#""policy""#,
+    ] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    let taken = run(Command::new(MVVM)
+        .args(["checkpoint", "-f", "3", "-x", "7"])
+        .arg(&aot));
+    assert_eq!(taken.status.code(), Some(0), "{}", stderr(&taken));
+    let image = aot.with_extension("ckpt");
+    let o = run(Command::new(MVVM).args(["inspect", "--json"]).arg(&image));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for field in [
+        r#""kind": "image""#,
+        r#""frames""#,
+        r#""matches": true"#,
+        r#""wasi""#,
+    ] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    if Command::new("python3").arg("--version").output().is_ok() {
+        let mut check = Command::new("python3")
+            .args(["-m", "json.tool"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), &o.stdout)
+            .expect("pipe");
+        assert!(check.wait().expect("wait").success(), "json.tool: {text}");
+    }
+    // `| head -1`: the reader goes away after one line.
+    let mut child = Command::new(MVVM)
+        .arg("inspect")
+        .arg(&image)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
 #[test]
 fn bad_input_gets_one_clear_line() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -133,7 +317,7 @@ fn bad_input_gets_one_clear_line() {
     let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("missing.aot")));
-    assert_clear_error(&o, 2, "no such file");
+    assert_clear_error(&o, BAD_INPUT, "no such file");
 
     // A good .aot, then truncated, damaged and foreign versions of it.
     let good = d.join("good.aot");
@@ -170,14 +354,14 @@ fn bad_input_gets_one_clear_line() {
         "the same program, piped or mapped"
     );
     let o = run(Command::new(MVVM).args(["run", "-t"]).arg(d));
-    assert_clear_error(&o, 2, "Is a directory");
+    assert_clear_error(&o, BAD_INPUT, "Is a directory");
 
     std::fs::write(d.join("trunc.aot"), &bytes[..bytes.len() / 2]).expect("write");
     let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("trunc.aot"))
         .args(["--isa", "pulley64"]));
-    assert_clear_error(&o, 2, "truncated");
+    assert_clear_error(&o, BAD_INPUT, "truncated");
 
     let mut damaged = bytes.clone();
     let mid = damaged.len() / 2;
@@ -186,19 +370,19 @@ fn bad_input_gets_one_clear_line() {
     let o = run(Command::new(MVVM)
         .args(["run", "-t"])
         .arg(d.join("damaged.aot")));
-    assert_clear_error(&o, 2, "damaged");
+    assert_clear_error(&o, BAD_INPUT, "damaged");
 
     let mut foreign = bytes.clone();
     foreign[8] = 99; // version
     std::fs::write(d.join("foreign.aot"), &foreign).expect("write");
     let o = run(Command::new(MVVM).arg("inspect").arg(d.join("foreign.aot")));
-    assert_clear_error(&o, 2, "version 99");
+    assert_clear_error(&o, BAD_INPUT, "version 99");
 
     let mut magic = bytes;
     magic[..4].copy_from_slice(b"ELF\x7f");
     std::fs::write(d.join("magic.aot"), &magic).expect("write");
     let o = run(Command::new(MVVM).arg("inspect").arg(d.join("magic.aot")));
-    assert_clear_error(&o, 2, "not an mvvm .aot file");
+    assert_clear_error(&o, BAD_INPUT, "not an mvvm .aot file");
 
     // No artifact for this ISA: a logged warning, then the embedded module is compiled and runs.
     let o = run(Command::new(MVVM).args(["run", "-t"]).arg(&good));
@@ -219,7 +403,7 @@ fn bad_input_gets_one_clear_line() {
         .args(["run", "-t"])
         .arg(d.join("fuel.aot"))
         .args(["--isa", "pulley64"]));
-    assert_clear_error(&o, 2, "fuel metering");
+    assert_clear_error(&o, BAD_INPUT, "fuel metering");
     // inspect still describes it, and says why its code cannot be loaded; it never compiles.
     let o = run(Command::new(MVVM).arg("inspect").arg(d.join("fuel.aot")));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -239,7 +423,7 @@ fn bad_input_gets_one_clear_line() {
         "--dir",
         "/definitely/not/here::/data",
     ]));
-    assert_clear_error(&o, 2, "no such directory");
+    assert_clear_error(&o, BAD_INPUT, "no such directory");
 }
 
 #[test]
@@ -254,6 +438,6 @@ fn a_trap_exits_134_with_the_trap() {
     let aot = dir.path().join("trap.aot");
     build_aot(&w, &Policy::default_counter(), &[Target::X86_64], &aot);
     let o = run(Command::new(MVVM).args(["run", "-t"]).arg(&aot));
-    assert_eq!(o.status.code(), Some(134));
+    assert_eq!(o.status.code(), Some(i32::from(TRAP)));
     assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
 }

@@ -336,38 +336,62 @@ fn demo_checkpoint_f3_x7_restores_on_pulley_and_aarch64() {
     assert_eq!(a.snapshot.frames, b.snapshot.frames);
 }
 
-/// `mvvm checkpoint` with no trigger but SIGUSR1, on a long loop at K=16: the signal checkpoints
-/// it, the image goes to the default path beside the .aot, and `mvvm restore -t` finds it.
-#[test]
-fn sigusr1_checkpoints_a_long_loop_and_restore_finds_the_default_image() {
+/// How a test stops a running program from outside.
+#[derive(Clone, Copy, Debug)]
+enum Interrupt {
+    /// `mvvm checkpoint APP` with no trigger, then `kill -USR1`.
+    CheckpointSignal,
+    /// `mvvm run APP`, then `kill -USR1`.
+    RunSignal,
+    /// `mvvm run APP`, then `mvvm checkpoint --pid PID --wait`.
+    RunPid,
+}
+
+/// A long loop at K=16, stopped from outside once it is running (`how`): the image goes to the
+/// default path beside the .aot, `mvvm restore APP` finds it, and the two runs' output together
+/// equal the uninterrupted run's.
+fn interrupt_a_long_loop(how: Interrupt) {
     let work = tempfile::tempdir().expect("tempdir");
+    let runs = work.path().join("runs");
     let loops = guest("loops");
     let (aot, _) = build_aot(&loops, &Policy::default_counter(), work.path());
-    let full = exec(
-        mvvm(Host::Native)
-            .arg("run")
-            .arg("-t")
-            .arg(&aot)
-            .args(["--", "long"]),
-    );
+    let full = exec(mvvm(Host::Native).arg("run").arg(&aot).arg("long"));
     assert_eq!(full.code, Some(0));
+    let command = match how {
+        Interrupt::CheckpointSignal => "checkpoint",
+        Interrupt::RunSignal | Interrupt::RunPid => "run",
+    };
     let mut child = mvvm(Host::Native)
-        .arg("checkpoint")
-        .arg("-t")
+        .arg(command)
         .arg(&aot)
-        .args(["--", "long"])
+        .arg("long")
+        .env("XDG_RUNTIME_DIR", &runs)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
-    // The first progress line: the loop is running.
+    // The first progress lines: the loop is running.
     out.read_line(&mut first).expect("read");
     out.read_line(&mut first).expect("read");
     let pid = child.id() as libc::pid_t;
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    let asker = match how {
+        Interrupt::RunPid => Some(
+            mvvm(Host::Native)
+                .args(["checkpoint", "--wait", "--pid"])
+                .arg(pid.to_string())
+                .env("XDG_RUNTIME_DIR", &runs)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn checkpoint --pid"),
+        ),
+        // SAFETY: sending a signal to our own child process.
+        _ => {
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+            None
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -375,28 +399,86 @@ fn sigusr1_checkpoints_a_long_loop_and_restore_finds_the_default_image() {
         }
         assert!(
             Instant::now() < deadline,
-            "no checkpoint 60 s after SIGUSR1"
+            "{how:?}: no checkpoint within 60 s"
         );
         std::thread::sleep(Duration::from_millis(5));
     };
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut out, &mut rest).expect("read");
     let taken = [first.as_bytes(), &rest].concat();
-    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read stderr");
+    let expected = match how {
+        Interrupt::CheckpointSignal => 0,
+        Interrupt::RunSignal | Interrupt::RunPid => mvvm_contract::status::CHECKPOINTED as i32,
+    };
+    assert_eq!(status.code(), Some(expected), "{how:?}: {err}");
+    assert!(
+        err.contains("mvvm: checkpoint: "),
+        "{how:?}: the success line: {err}"
+    );
+    if let Some(asker) = asker {
+        let o = asker.wait_with_output().expect("checkpoint --pid");
+        let e = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "checkpoint --pid: {e}");
+        assert!(e.contains("written to") && e.contains("loops.ckpt"), "{e}");
+    }
     assert!(
         taken.len() < full.out.len(),
-        "the signal stopped the loop mid-way"
+        "{how:?}: the loop was stopped mid-way"
     );
     assert!(aot.with_extension("ckpt").exists(), "image beside the .aot");
-    let r = exec(mvvm(Host::Native).arg("restore").arg("-t").arg(&aot));
+    assert!(
+        std::fs::read_dir(runs.join("mvvm")).map_or(true, |d| d.count() == 0),
+        "{how:?}: the run file is removed when the run ends"
+    );
+    let r = exec(mvvm(Host::Native).arg("restore").arg(&aot));
     assert_eq!(r.code, Some(0), "{}", text(&r.err));
     assert_eq!(text(&[&taken[..], &r.out[..]].concat()), text(&full.out));
 }
 
-/// One line on stderr, no panic, exit status 2.
+#[test]
+fn sigusr1_checkpoints_a_long_loop_under_checkpoint() {
+    interrupt_a_long_loop(Interrupt::CheckpointSignal);
+}
+
+#[test]
+fn sigusr1_checkpoints_a_long_loop_under_run() {
+    interrupt_a_long_loop(Interrupt::RunSignal);
+}
+
+#[test]
+fn checkpoint_pid_checkpoints_a_running_mvvm_run() {
+    interrupt_a_long_loop(Interrupt::RunPid);
+}
+
+/// `mvvm checkpoint --pid` refuses a process that is not an `mvvm run`, and signals nothing.
+#[test]
+fn checkpoint_pid_refuses_a_process_that_is_not_an_mvvm_run() {
+    let runs = tempfile::tempdir().expect("tempdir");
+    let mut sleeper = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let o = exec(
+        mvvm(Host::Native)
+            .args(["checkpoint", "--pid"])
+            .arg(sleeper.id().to_string())
+            .env("XDG_RUNTIME_DIR", runs.path()),
+    );
+    let still_running = sleeper.try_wait().expect("wait").is_none();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(still_running, "the other process was not signalled");
+    assert_clear_error(&o, "is not an mvvm run");
+}
+
+/// One line on stderr, no panic, the bad-input exit status.
 fn assert_clear_error(s: &Seen, mentions: &str) {
     let e = text(&s.err);
-    assert_eq!(s.code, Some(2), "exit status; stderr: {e}");
+    let bad_input = i32::from(mvvm_contract::status::BAD_INPUT);
+    assert_eq!(s.code, Some(bad_input), "exit status; stderr: {e}");
     assert!(!e.contains("panicked"), "panic: {e}");
     assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
     assert!(e.contains(mentions), "expected {mentions:?} in: {e}");

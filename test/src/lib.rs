@@ -277,8 +277,9 @@ pub mod tools {
 
     /// Asserts what a refused command must show: the exit status `code`, one line on stderr that
     /// mentions `mentions`, and no panic.
-    pub fn assert_clear_error(o: &std::process::Output, code: i32, mentions: &str) {
+    pub fn assert_clear_error(o: &std::process::Output, code: u8, mentions: &str) {
         let e = String::from_utf8_lossy(&o.stderr);
+        let code = i32::from(code);
         assert_eq!(o.status.code(), Some(code), "exit status; stderr: {e}");
         assert!(!e.contains("panicked"), "panic: {e}");
         assert_eq!(

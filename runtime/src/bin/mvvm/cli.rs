@@ -1,6 +1,6 @@
 //! The `mvvm` command line: its subcommands and flags.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use mvvm_runtime::Isa;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,14 +8,19 @@ use std::time::Duration;
 /// mvvm: a WebAssembly runtime that can stop a program at a checkpoint site, write its whole state
 /// to an ISA-neutral image, and resume it on x86_64, aarch64 or pulley64.
 ///
-/// Build programs with `mvvm-aot`, then:
-///   mvvm run -t app.aot -- ARGS...               run natively
-///   mvvm run -t app.aot --isa pulley64           run on the pulley64 interpreter
-///   mvvm checkpoint -t app.aot -f 193 -x 10      stop at the 10th entry of function 193, write app.ckpt
-///   mvvm checkpoint -t app.aot -c 5000           stop at the 5000th site poll
-///   mvvm checkpoint -t app.aot --after 30s       stop after 30 s (or at SIGUSR1, whichever first)
-///   mvvm restore -t app.aot                      resume app.ckpt, on this or any other ISA
-///   mvvm inspect app.aot | app.ckpt              describe a program or an image
+/// Build programs with `mvvm-aot`, then (options before the program, the guest's arguments after):
+///   mvvm run app.aot ARGS...                   run natively (SIGUSR1 writes app.ckpt and stops it)
+///   mvvm run --isa pulley64 app.aot            run on the pulley64 interpreter
+///   mvvm checkpoint -f 193 -x 10 app.aot       stop at the 10th entry of function 193, write app.ckpt
+///   mvvm checkpoint -c 5000 app.aot            stop at the 5000th site poll
+///   mvvm checkpoint --after 30 app.aot         stop after 30 s (or at SIGUSR1, whichever first)
+///   mvvm checkpoint --pid PID --wait           checkpoint a running `mvvm run`, wait for its image
+///   mvvm restore app.aot                       resume app.ckpt, on this or any other ISA
+///   mvvm inspect app.aot | app.ckpt            describe a program or an image (--json for scripts)
+///
+/// Exit status: the guest's own (0–125); 126 bad input or usage; 134 the guest trapped; 160 `run`
+/// stopped at a checkpoint (image written); 161 `checkpoint`'s trigger never fired (no image);
+/// 163 mvvm failed (e.g. the image could not be written).
 #[derive(Parser, Debug)]
 #[command(name = "mvvm", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
@@ -26,14 +31,19 @@ pub(crate) struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Run a WASI preview1 command; mvvm exits with the guest's exit status.
+    ///
+    /// An instrumented program answers SIGUSR1 (or `mvvm checkpoint --pid`) by writing its image
+    /// at the next site (--image, or APP.ckpt beside APP.aot) and exiting with status 160.
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Run a program until a trigger fires, then write its state to an image and exit 0.
     ///
     /// Triggers: -f FUNC [-x N] (the Nth entry of a function), -c N (the Nth site poll), --after
     /// DURATION, and SIGUSR1 (always armed: `kill -USR1 PID` checkpoints at the next site). The
-    /// image goes to -o, or beside APP.aot as APP.ckpt, where `mvvm restore -t APP.aot` finds it.
-    /// If the program exits before any trigger fires, no image is written and mvvm exits with
-    /// the guest's status.
+    /// image goes to -o, or beside APP.aot as APP.ckpt, where `mvvm restore APP.aot` finds it.
+    /// If the program exits before any trigger fires, no image is written and mvvm exits 161.
+    ///
+    /// With --pid, checkpoints a program that an `mvvm run` is already running instead.
     #[command(verbatim_doc_comment)]
     Checkpoint(CheckpointArgs),
     /// Resume a program from an image, on any ISA, and exit with the guest's status.
@@ -45,41 +55,20 @@ pub(crate) enum Command {
     #[command(verbatim_doc_comment)]
     Restore(RestoreArgs),
     /// Describe an .aot file (targets, policy, sites) or an image (call stack, memory, fds).
-    Inspect {
-        /// An .aot file or a checkpoint image.
-        file: PathBuf,
-        /// For an image: the .aot it was taken from, for function names and site kinds
-        /// (default: the .aot beside the image, e.g. app.aot for app.ckpt).
-        #[arg(short = 't', long = "target-file", value_name = "APP.aot")]
-        target: Option<PathBuf>,
-    },
+    Inspect(InspectArgs),
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub(crate) enum IsaArg {
-    /// The host's own ISA.
-    Native,
-    /// wasmtime's portable pulley64 interpreter.
-    Pulley64,
-}
-
-impl From<IsaArg> for Isa {
-    fn from(a: IsaArg) -> Isa {
-        match a {
-            IsaArg::Native => Isa::Native,
-            IsaArg::Pulley64 => Isa::Pulley64,
-        }
-    }
-}
-
+/// Where a program runs, and what it sees of the host's file system.
 #[derive(Args, Debug)]
-pub(crate) struct ProgramArgs {
-    /// The program: an .aot file from mvvm-aot (`run` also takes a .wasm/.wat, uninstrumented).
+pub(crate) struct PlaceArgs {
+    /// The program, as an option (the older spelling of the positional APP; then every positional
+    /// argument goes to the guest).
     #[arg(short = 't', long = "target-file", value_name = "APP.aot")]
-    pub(crate) target: PathBuf,
-    /// Which ISA to run on.
-    #[arg(long, value_enum, default_value_t = IsaArg::Native)]
-    pub(crate) isa: IsaArg,
+    pub(crate) target: Option<PathBuf>,
+    /// Which ISA to run on: native (this host's: x86_64 or aarch64, which may also be named) or
+    /// pulley64, wasmtime's portable interpreter.
+    #[arg(long, value_name = "ISA", default_value = "native", value_parser = parse_isa)]
+    pub(crate) isa: Isa,
     /// Preopen a host directory, seen by the guest as GUEST (default: the host path). Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     pub(crate) dirs: Vec<String>,
@@ -88,24 +77,31 @@ pub(crate) struct ProgramArgs {
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub(crate) program: ProgramArgs,
-    /// Set an environment variable for the guest. Repeatable.
-    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub(crate) place: PlaceArgs,
+    /// Set an environment variable for the guest; NAME alone passes the host's value. Repeatable.
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VAL]")]
     pub(crate) env: Vec<String>,
-    /// Guest arguments, comma-separated (MVVM style): -a one,two,three.
+    /// Guest arguments, comma-separated (the older spelling; commas cannot be escaped).
     #[arg(
         short = 'a',
         long = "args",
         value_name = "A,B,C",
-        value_delimiter = ','
+        value_delimiter = ',',
+        hide = true
     )]
     pub(crate) args: Vec<String>,
     /// The guest's argv[0] (default: the program's file name).
     #[arg(long, value_name = "NAME")]
     pub(crate) argv0: Option<String>,
-    /// Guest arguments, as a shell passes them.
-    #[arg(last = true, value_name = "ARGS")]
-    pub(crate) rest: Vec<String>,
+    /// The export to call instead of `_start` (it is called with zero arguments).
+    #[arg(long, value_name = "FUNC")]
+    pub(crate) invoke: Option<String>,
+    /// Where SIGUSR1 writes the image (default: APP.ckpt beside APP.aot).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub(crate) image: Option<PathBuf>,
+    /// The program, then the guest's arguments: everything after APP goes to the guest.
+    #[arg(value_name = "APP [ARGS]", trailing_var_arg = true)]
+    pub(crate) positional: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -133,8 +129,8 @@ pub(crate) struct CheckpointArgs {
     /// Checkpoint at the Nth site poll (1-based; deterministic: every site polls while armed).
     #[arg(short = 'c', long = "count", value_name = "N", id = "polls")]
     pub(crate) polls: Option<u64>,
-    /// Checkpoint at the first site after this much time, e.g. 500ms, 2s, 1m.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Checkpoint at the first site after this long: seconds (50, 0.5) or with a unit (500ms, 1m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) after: Option<Duration>,
     /// Keep running after each checkpoint; the trigger fires again every N polls, N entries or
     /// DURATION, and SIGUSR1 at any time, each writing a newer image over the last.
@@ -147,13 +143,77 @@ pub(crate) struct CheckpointArgs {
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "3",
           value_parser = clap::value_parser!(i32).range(1..=19))]
     pub(crate) zstd: Option<i32>,
+    /// Checkpoint the program an `mvvm run` with this process id is running (it writes the image
+    /// where its own --image says, then exits 160), instead of starting one.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["function", "polls", "after", "leave_running", "output", "zstd"])]
+    pub(crate) pid: Option<u32>,
+    /// With --pid: wait until the image is written and print where it went.
+    #[arg(long, requires = "pid")]
+    pub(crate) wait: bool,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct RestoreArgs {
     #[command(flatten)]
-    pub(crate) program: ProgramArgs,
+    pub(crate) place: PlaceArgs,
     /// The image (default: APP.ckpt beside APP.aot).
     #[arg(short = 'i', long = "image", value_name = "IMAGE")]
     pub(crate) image: Option<PathBuf>,
+    /// The program the image was taken from.
+    #[arg(value_name = "APP")]
+    pub(crate) app: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct InspectArgs {
+    /// An .aot file or a checkpoint image.
+    pub(crate) file: PathBuf,
+    /// For an image: the .aot it was taken from, for function names and site kinds
+    /// (default: the .aot beside the image, e.g. app.aot for app.ckpt).
+    #[arg(short = 't', long = "target-file", value_name = "APP.aot")]
+    pub(crate) target: Option<PathBuf>,
+    /// Print JSON instead (its shape is in docs/INSPECT.md).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// An ISA name: `native`, `pulley64`, or the host's own (`x86_64`, `aarch64`); an `.aot` holds
+/// code for the other native ISA, but only a host of that ISA can run it.
+fn parse_isa(s: &str) -> Result<Isa, String> {
+    let host = std::env::consts::ARCH;
+    match s {
+        "native" => Ok(Isa::Native),
+        "pulley64" | "pulley" => Ok(Isa::Pulley64),
+        "x86_64" | "aarch64" if s == host => Ok(Isa::Native),
+        "x86_64" | "aarch64" => Err(format!(
+            "this host is {host}, so it cannot run {s} code; copy the .aot and the image to an {s} host, or use --isa pulley64"
+        )),
+        _ => Err(format!("unknown ISA {s:?}; use native ({host}) or pulley64")),
+    }
+}
+
+/// A duration: a plain number is seconds (as wasmtime reads `--timeout`), otherwise a number with
+/// a unit (`500ms`, `2s`, `1m`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{s:?} is not a duration in seconds"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 50, 0.5, 500ms, 1m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_plain_numbers_as_seconds() {
+        assert_eq!(parse_duration("50"), Ok(Duration::from_secs(50)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 }

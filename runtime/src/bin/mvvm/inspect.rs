@@ -1,12 +1,16 @@
 //! `mvvm inspect`: what an `.aot` file or an image holds, printed for a person.
 
+use crate::cli::InspectArgs;
 use anyhow::{Context, Result};
 use mvvm_checkpoint::image::{is_image, PAGE};
 use mvvm_checkpoint::{FdEntry, Image};
 use mvvm_contract::container::AotFile;
 use mvvm_contract::SiteKind;
 use mvvm_runtime::{Isa, Program};
-use std::path::Path;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::io::{Read, Write as _};
+use std::path::{Path, PathBuf};
 
 fn site_kind(k: &SiteKind) -> &'static str {
     match k {
@@ -20,62 +24,263 @@ fn site_kind(k: &SiteKind) -> &'static str {
     }
 }
 
-pub(crate) fn inspect(file: &Path, target: Option<&Path>) -> Result<()> {
-    let mut head = [0u8; 8];
-    {
-        use std::io::Read;
-        let mut f =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        let n = f.read(&mut head).unwrap_or(0);
-        if n == head.len() && is_image(&head) {
-            return inspect_image(file, target);
+/// `mvvm inspect`: prints what `a.file` holds, as text or JSON. A closed stdout (`| head`) ends
+/// the output quietly.
+pub(crate) fn inspect(a: &InspectArgs) -> Result<()> {
+    let file = a.file.as_path();
+    let target = a.target.as_deref();
+    let mut out = String::new();
+    if is_image_file(file)? {
+        if a.json {
+            out = json_image(file, target)?;
+        } else {
+            inspect_image(&mut out, file, target)?;
         }
+    } else if a.json {
+        out = json_aot(file)?;
+    } else {
+        inspect_aot(&mut out, file)?;
     }
-    inspect_aot(file)
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
 }
 
-fn inspect_image(file: &Path, target: Option<&Path>) -> Result<()> {
+/// Whether `file` starts like an image (otherwise it is taken for an `.aot` file).
+fn is_image_file(file: &Path) -> Result<bool> {
+    let mut head = [0u8; 8];
+    let mut f =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let n = f.read(&mut head).unwrap_or(0);
+    Ok(n == head.len() && is_image(&head))
+}
+
+/// An image and, if found, the `.aot` it names (`target`, or the one beside the image).
+fn load_image(
+    file: &Path,
+    target: Option<&Path>,
+) -> Result<(Image, Option<(PathBuf, AotFile<'static>)>)> {
     let image = Image::read(file)?;
-    let s = &image.snapshot;
     let beside = file.with_extension("aot");
     let aot_path = target
         .map(Path::to_path_buf)
         .or_else(|| beside.exists().then_some(beside));
-    let aot = match &aot_path {
-        Some(p) => Some(AotFile::read(p)?),
+    let aot = match aot_path {
+        Some(p) => {
+            let aot = AotFile::read(&p)?;
+            Some((p, aot))
+        }
         None => None,
     };
-    println!("image:        {}", file.display());
-    println!("producer:     {}", image.producer);
-    println!("taken on:     {}", image.taken_on);
-    println!(
-        "module hash:  {}",
-        s.module_hash
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    match (&aot, &aot_path) {
-        (Some(a), Some(p)) if a.module_hash == s.module_hash => {
-            println!("program:      {} (matches)", p.display())
-        }
-        (Some(_), Some(p)) => println!(
-            "program:      {} (DOES NOT MATCH: taken from another build)",
-            p.display()
-        ),
-        _ => println!("program:      unknown (pass -t APP.aot for function names and site kinds)"),
-    }
-    println!("parent:       none (images are complete, not incremental)");
-    println!("entry:        {}", s.entry);
-    println!(
-        "polls:        {} (function entries counted: {})",
-        s.counters.polls, s.counters.entries
-    );
+    Ok((image, aot))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pages of a memory image, and how many hold a non-zero byte.
+fn memory_pages(m: &mvvm_checkpoint::MemoryImage) -> (usize, usize) {
+    let pages = m.bytes.len() / PAGE;
+    let touched = m
+        .bytes
+        .chunks(PAGE)
+        .filter(|p| p.iter().any(|b| *b != 0))
+        .count();
+    (pages, touched)
+}
+
+/// Elements of a table that are set (not null).
+fn table_set(t: &mvvm_checkpoint::TableImage) -> usize {
+    t.elements
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e,
+                mvvm_checkpoint::Value::FuncRef(None) | mvvm_checkpoint::Value::NullExternRef
+            )
+        })
+        .count()
+}
+
+/// The `--json` form of an image (docs/INSPECT.md).
+fn json_image(file: &Path, target: Option<&Path>) -> Result<String> {
+    let (image, aot) = load_image(file, target)?;
+    let s = &image.snapshot;
     let info = aot
         .as_ref()
-        .filter(|a| a.module_hash == s.module_hash)
-        .map(|a| &a.info);
-    println!("call stack:   {} frames, innermost first", s.frames.len());
+        .filter(|(_, a)| a.module_hash == s.module_hash)
+        .map(|(_, a)| &a.info);
+    let frames: Vec<Value> = s
+        .frames
+        .iter()
+        .map(|f| {
+            json!({
+                "func": f.func,
+                "name": info.and_then(|i| i.functions.get(f.func as usize)).and_then(|f| f.name.clone()),
+                "site": f.site,
+                "site_kind": info.and_then(|i| i.sites.get(f.site as usize)).map(|s| site_kind(&s.kind)),
+                "slots": f.slots.len(),
+            })
+        })
+        .collect();
+    let memories: Vec<Value> = s
+        .memories
+        .iter()
+        .map(|m| {
+            let (pages, touched) = memory_pages(m);
+            json!({"index": m.index, "pages": pages, "nonzero_pages": touched})
+        })
+        .collect();
+    let tables: Vec<Value> = s
+        .tables
+        .iter()
+        .map(|t| json!({"index": t.index, "elements": t.elements.len(), "set": table_set(t)}))
+        .collect();
+    let globals: Vec<Value> = s
+        .globals
+        .iter()
+        .map(|(i, v)| json!({"index": i, "value": format!("{v:?}")}))
+        .collect();
+    let value = json!({
+        "kind": "image",
+        "file": file.display().to_string(),
+        "producer": image.producer,
+        "taken_on": image.taken_on,
+        "module_hash": hex(&s.module_hash),
+        "program": aot.as_ref().map(|(p, a)| json!({
+            "path": p.display().to_string(),
+            "matches": a.module_hash == s.module_hash,
+        })),
+        "entry": s.entry,
+        "counters": {"polls": s.counters.polls, "entries": s.counters.entries},
+        "frames": frames,
+        "memories": memories,
+        "globals": globals,
+        "tables": tables,
+        "wasi": s.wasi.as_ref().map(json_wasi),
+    });
+    Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+/// The WASI part of an image's `--json` form.
+fn json_wasi(w: &mvvm_checkpoint::WasiState) -> Value {
+    let preopen = |i: u32| w.preopens.get(i as usize).map(|p| p.guest.clone());
+    let fds: Vec<Value> = w
+        .fds
+        .iter()
+        .map(|(fd, e)| match e {
+            FdEntry::Stdio(k) => json!({"fd": fd, "kind": "stdio", "stream": k}),
+            FdEntry::Preopen(i) => json!({"fd": fd, "kind": "preopen", "guest": preopen(*i)}),
+            FdEntry::File(f) => json!({
+                "fd": fd, "kind": "file", "preopen": preopen(f.preopen), "path": f.path,
+                "offset": f.offset, "oflags": f.oflags, "fdflags": f.fdflags,
+            }),
+        })
+        .collect();
+    let preopens: Vec<Value> = w
+        .preopens
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"fd": 3 + i, "guest": p.guest, "host": p.host}))
+        .collect();
+    json!({
+        "argv": w.argv,
+        "env_count": w.env.len(),
+        "preopens": preopens,
+        "fds": fds,
+        "free_fds": w.free_fds,
+        "monotonic_ns": w.monotonic_ns,
+    })
+}
+
+/// The `--json` form of an `.aot` file (docs/INSPECT.md).
+fn json_aot(file: &Path) -> Result<String> {
+    let aot = AotFile::read(file)?;
+    let info = &aot.info;
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for s in &info.sites {
+        *kinds.entry(site_kind(&s.kind)).or_default() += 1;
+    }
+    let targets: Vec<Value> = aot
+        .artifacts
+        .iter()
+        .map(|a| json!({"triple": a.target.triple(), "bytes": a.bytes.len()}))
+        .collect();
+    let p = &info.policy;
+    let value = json!({
+        "kind": "aot",
+        "file": file.display().to_string(),
+        "producer": aot.producer,
+        "module_hash": aot.hash_hex(),
+        "wasm_bytes": aot.wasm.len(),
+        "policy": {
+            "description": p.describe(),
+            "function_entry": p.function_entry,
+            "loop_header": p.loop_header,
+            "counter_loop": p.counter_loop,
+            "threshold_bits": p.threshold_bits,
+            "instrument": p.instrument,
+        },
+        "opt_level": aot.engine.opt_level,
+        "targets": targets,
+        "functions": {
+            "total": info.functions.len(),
+            "imported": info.imported_funcs,
+            "instrumented": info.functions.iter().filter(|f| f.instrumented).count(),
+        },
+        "sites": {"total": info.sites.len(), "by_kind": kinds},
+    });
+    Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+fn inspect_image(out: &mut String, file: &Path, target: Option<&Path>) -> Result<()> {
+    let (image, aot) = load_image(file, target)?;
+    let s = &image.snapshot;
+    writeln!(out, "image:        {}", file.display())?;
+    writeln!(out, "producer:     {}", image.producer)?;
+    writeln!(out, "taken on:     {}", image.taken_on)?;
+    writeln!(out, "module hash:  {}", hex(&s.module_hash))?;
+    match &aot {
+        Some((p, a)) if a.module_hash == s.module_hash => {
+            writeln!(out, "program:      {} (matches)", p.display())?
+        }
+        Some((p, _)) => writeln!(
+            out,
+            "program:      {} (DOES NOT MATCH: taken from another build)",
+            p.display()
+        )?,
+        _ => writeln!(
+            out,
+            "program:      unknown (pass -t APP.aot for function names and site kinds)"
+        )?,
+    }
+    writeln!(
+        out,
+        "parent:       none (images are complete, not incremental)"
+    )?;
+    writeln!(out, "entry:        {}", s.entry)?;
+    writeln!(
+        out,
+        "polls:        {} (function entries counted: {})",
+        s.counters.polls, s.counters.entries
+    )?;
+    let info = aot
+        .as_ref()
+        .filter(|(_, a)| a.module_hash == s.module_hash)
+        .map(|(_, a)| &a.info);
+    writeln!(
+        out,
+        "call stack:   {} frames, innermost first",
+        s.frames.len()
+    )?;
     for (i, f) in s.frames.iter().enumerate() {
         let name = info
             .and_then(|i| i.functions.get(f.func as usize))
@@ -85,80 +290,73 @@ fn inspect_image(file: &Path, target: Option<&Path>) -> Result<()> {
             .and_then(|i| i.sites.get(f.site as usize))
             .map(|s| site_kind(&s.kind))
             .unwrap_or("?");
-        println!(
+        writeln!(
+            out,
             "  #{i:<3} func {:<6} {name:<24} site {:<6} {kind:<18} {} slots",
             f.func,
             f.site,
             f.slots.len()
-        );
+        )?;
     }
     for m in &s.memories {
-        let pages = m.bytes.len() / PAGE;
-        let touched = m
-            .bytes
-            .chunks(PAGE)
-            .filter(|p| p.iter().any(|b| *b != 0))
-            .count();
-        println!(
+        let (pages, touched) = memory_pages(m);
+        writeln!(
+            out,
             "memory {}:     {pages} pages, {touched} non-zero ({} KiB stored)",
             m.index,
             touched * 64
-        );
+        )?;
     }
-    println!("globals:      {}", s.globals.len());
+    writeln!(out, "globals:      {}", s.globals.len())?;
     for (i, v) in &s.globals {
-        println!("  global {i:<5} {v:?}");
+        writeln!(out, "  global {i:<5} {v:?}")?;
     }
     for t in &s.tables {
-        let set = t
-            .elements
-            .iter()
-            .filter(|e| {
-                !matches!(
-                    e,
-                    mvvm_checkpoint::Value::FuncRef(None) | mvvm_checkpoint::Value::NullExternRef
-                )
-            })
-            .count();
-        println!(
+        let set = table_set(t);
+        writeln!(
+            out,
             "table {}:      {} elements, {set} set",
             t.index,
             t.elements.len()
-        );
+        )?;
     }
     let Some(w) = &s.wasi else {
-        println!("wasi:         none (a bare instance)");
+        writeln!(out, "wasi:         none (a bare instance)")?;
         return Ok(());
     };
-    println!("argv:         {:?}", w.argv);
-    println!("environment:  {} variables", w.env.len());
-    println!("preopens:");
+    writeln!(out, "argv:         {:?}", w.argv)?;
+    writeln!(out, "environment:  {} variables", w.env.len())?;
+    writeln!(out, "preopens:")?;
     for (i, p) in w.preopens.iter().enumerate() {
-        println!(
+        writeln!(
+            out,
             "  fd {:<4} {} (host {} at checkpoint)",
             3 + i,
             p.guest,
             p.host
-        );
+        )?;
     }
-    println!("open fds:");
+    writeln!(out, "open fds:")?;
     for (fd, e) in &w.fds {
         match e {
-            FdEntry::Stdio(k) => println!(
+            FdEntry::Stdio(k) => writeln!(
+                out,
                 "  fd {fd:<4} {}",
                 ["stdin", "stdout", "stderr"]
                     .get(*k as usize)
                     .copied()
                     .unwrap_or("stdio")
-            ),
-            FdEntry::Preopen(i) => println!(
+            )?,
+            FdEntry::Preopen(i) => writeln!(
+                out,
                 "  fd {fd:<4} preopen {}",
                 w.preopens
                     .get(*i as usize)
                     .map(|p| p.guest.as_str())
                     .unwrap_or("?")
-            ),
-            FdEntry::File(f) => println!(
+            )?,
+            FdEntry::File(f) => writeln!(
+                out,
                 "  fd {fd:<4} {}/{} offset {} oflags {:#x} fdflags {:#x}",
                 w.preopens
                     .get(f.preopen as usize)
@@ -168,17 +366,17 @@ fn inspect_image(file: &Path, target: Option<&Path>) -> Result<()> {
                 f.offset,
                 f.oflags,
                 f.fdflags
-            ),
+            )?,
         }
     }
     if !w.free_fds.is_empty() {
-        println!("free fds:     {:?}", w.free_fds);
+        writeln!(out, "free fds:     {:?}", w.free_fds)?;
     }
-    println!("monotonic:    {} ns at checkpoint", w.monotonic_ns);
+    writeln!(out, "monotonic:    {} ns at checkpoint", w.monotonic_ns)?;
     Ok(())
 }
 
-fn inspect_aot(file: &Path) -> Result<()> {
+fn inspect_aot(out: &mut String, file: &Path) -> Result<()> {
     let aot = AotFile::read(file)?;
     let info = &aot.info;
     let instrumented = info.functions.iter().filter(|f| f.instrumented).count();
@@ -187,16 +385,16 @@ fn inspect_aot(file: &Path) -> Result<()> {
         let k = site_kind(&s.kind);
         *kinds.entry(k).or_default() += 1;
     }
-    println!("file:         {}", file.display());
-    println!("producer:     {}", aot.producer);
-    println!("module hash:  {}", aot.hash_hex());
-    println!("wasm size:    {} bytes (instrumented)", aot.wasm.len());
-    println!("policy:       {}", info.policy.describe());
-    println!("threshold K:  {}", info.policy.threshold_bits);
-    println!("opt level:    {}", aot.engine.opt_level);
-    println!("targets:");
+    writeln!(out, "file:         {}", file.display())?;
+    writeln!(out, "producer:     {}", aot.producer)?;
+    writeln!(out, "module hash:  {}", aot.hash_hex())?;
+    writeln!(out, "wasm size:    {} bytes (instrumented)", aot.wasm.len())?;
+    writeln!(out, "policy:       {}", info.policy.describe())?;
+    writeln!(out, "threshold K:  {}", info.policy.threshold_bits)?;
+    writeln!(out, "opt level:    {}", aot.engine.opt_level)?;
+    writeln!(out, "targets:")?;
     for a in &aot.artifacts {
-        println!("  {:<28} {} bytes", a.target.triple(), a.bytes.len());
+        writeln!(out, "  {:<28} {} bytes", a.target.triple(), a.bytes.len())?;
     }
     // What the code of each artifact this host can load is for (the others cannot be mapped here).
     for isa in [Isa::Native, Isa::Pulley64] {
@@ -207,12 +405,17 @@ fn inspect_aot(file: &Path) -> Result<()> {
         let p = match Program::from_aot_artifact(&aot, isa) {
             Ok(p) => p,
             Err(e) => {
-                println!("code:         {}: not loadable here: {e}", target.triple());
+                writeln!(
+                    out,
+                    "code:         {}: not loadable here: {e}",
+                    target.triple()
+                )?;
                 continue;
             }
         };
         if let Some(c) = p.code_parts() {
-            println!(
+            writeln!(
+                out,
                 "code:         {}: {} bytes: functions {}, rewind clones {} ({}), other {}",
                 target.triple(),
                 p.code_size(),
@@ -220,18 +423,19 @@ fn inspect_aot(file: &Path) -> Result<()> {
                 c.clones_bytes,
                 c.clones,
                 c.other_bytes
-            );
+            )?;
         }
     }
-    println!(
+    writeln!(
+        out,
         "functions:    {} ({} imported, {} instrumented)",
         info.functions.len(),
         info.imported_funcs,
         instrumented
-    );
-    println!("sites:        {}", info.sites.len());
+    )?;
+    writeln!(out, "sites:        {}", info.sites.len())?;
     for (k, n) in kinds {
-        println!("  {k:<28} {n}");
+        writeln!(out, "  {k:<28} {n}")?;
     }
     Ok(())
 }

@@ -2,34 +2,69 @@
 
 mod cli;
 mod inspect;
+mod runs;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{CheckpointArgs, Cli, Command, ProgramArgs, RestoreArgs, RunArgs};
+use cli::{CheckpointArgs, Cli, Command, PlaceArgs, RestoreArgs, RunArgs};
 use mvvm_checkpoint::{Image, Snapshot};
+use mvvm_contract::status;
 use mvvm_contract::{ModuleInfo, SiteKind};
-use mvvm_runtime::{DirMap, Outcome, Program, RunConfig, RuntimeError, Trigger};
+use mvvm_runtime::{DirMap, Isa, Outcome, Program, RunConfig, RuntimeError, Trigger};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 fn main() -> ExitCode {
     mvvm_contract::logging::init();
-    let cli = Cli::parse();
-    let r = match cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let result = match cli.command {
         Command::Run(a) => run(a),
+        Command::Checkpoint(a) if a.pid.is_some() => runs::checkpoint_pid(&a),
         Command::Checkpoint(a) => checkpoint(a),
         Command::Restore(a) => restore(a),
-        Command::Inspect { file, target } => inspect::inspect(&file, target.as_deref()).map(|()| 0),
+        Command::Inspect(a) => inspect::inspect(&a).map(|()| 0),
     };
-    match r {
-        Ok(code) => ExitCode::from(code as u8),
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("mvvm: error: {e:#}");
-            let trapped = e
-                .downcast_ref::<RuntimeError>()
-                .is_some_and(|r| matches!(r, RuntimeError::Trap(_)));
-            ExitCode::from(if trapped { 134 } else { 2 })
+            ExitCode::from(failure_status(&e))
         }
+    }
+}
+
+/// Prints a command-line error (or the help and version texts clap reports the same way).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::from(status::BAD_INPUT),
+    }
+}
+
+/// The exit status of a failure (see [`status`]).
+fn failure_status(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<RuntimeError>() {
+        Some(RuntimeError::Trap(_)) => status::TRAP,
+        Some(RuntimeError::Engine(_) | RuntimeError::Write(_)) => status::HOST_FAILURE,
+        _ => status::BAD_INPUT,
+    }
+}
+
+/// The exit status of a guest that exited with `code` (WASI keeps it in 0..126; see
+/// [`status::is_guest_status`]).
+fn guest_status(code: i32) -> u8 {
+    if status::is_guest_status(code) {
+        code as u8
+    } else {
+        status::TRAP
     }
 }
 
@@ -38,50 +73,139 @@ fn default_image(target: &Path) -> PathBuf {
     target.with_extension("ckpt")
 }
 
-fn load(p: &ProgramArgs) -> Result<Program> {
-    if !p.target.exists() {
-        bail!(
-            "{}: no such file; build it with `mvvm-aot -o {} APP.wasm`",
-            p.target.display(),
-            p.target.display()
-        );
+/// The program a command names (`-t APP` or the first positional) and the guest's arguments (the
+/// other positionals).
+fn program_and_args(place: &PlaceArgs, positional: &[String]) -> Result<(PathBuf, Vec<String>)> {
+    match (&place.target, positional.split_first()) {
+        (Some(t), _) => Ok((t.clone(), positional.to_vec())),
+        (None, Some((app, args))) => Ok((PathBuf::from(app), args.to_vec())),
+        (None, None) => {
+            bail!("no program given; usage: mvvm run [OPTIONS] APP.aot [ARGS]... (see mvvm run --help)")
+        }
     }
-    Ok(Program::load(&p.target, p.isa.into())?)
 }
 
-fn run_config(a: &RunArgs) -> Result<RunConfig> {
-    let mut env = Vec::new();
-    for kv in &a.env {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("-e {kv:?}: expected K=V"))?;
-        env.push((k.to_string(), v.to_string()));
+fn load(target: &Path, isa: Isa) -> Result<Program> {
+    if !target.exists() {
+        bail!(
+            "{}: no such file; build it with `mvvm-aot -o {} APP.wasm`",
+            target.display(),
+            target.display()
+        );
     }
+    Ok(Program::load(target, isa)?)
+}
+
+/// The guest's environment: `NAME=VAL`, or `NAME` for the host's value.
+fn environment(specs: &[String]) -> Result<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    for spec in specs {
+        match spec.split_once('=') {
+            Some((k, v)) => env.push((k.to_string(), v.to_string())),
+            None => {
+                let v = std::env::var(spec).with_context(|| {
+                    format!("--env {spec}: the host has no such variable (or it is not UTF-8); give NAME=VALUE")
+                })?;
+                env.push((spec.clone(), v));
+            }
+        }
+    }
+    Ok(env)
+}
+
+fn run_config(a: &RunArgs, target: &Path, args: Vec<String>) -> Result<RunConfig> {
     let argv0 = a.argv0.clone().unwrap_or_else(|| {
-        a.program
-            .target
+        target
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "app".into())
     });
     let mut argv = vec![argv0];
     argv.extend(a.args.iter().filter(|s| !s.is_empty()).cloned());
-    argv.extend(a.rest.iter().cloned());
-    Ok(RunConfig {
+    argv.extend(args);
+    let mut cfg = RunConfig {
         argv,
-        env,
-        dirs: a.program.dirs.iter().map(|d| DirMap::parse(d)).collect(),
+        env: environment(&a.env)?,
+        dirs: dir_maps(&a.place.dirs),
         ..RunConfig::default()
-    })
+    };
+    if let Some(entry) = &a.invoke {
+        cfg.entry = entry.clone();
+    }
+    Ok(cfg)
 }
 
-fn run(a: RunArgs) -> Result<i32> {
-    let program = load(&a.program)?;
-    let cfg = run_config(&a)?;
-    match program.run(&cfg, Trigger::None)?.outcome {
-        Outcome::Exited(code) => Ok(code),
-        Outcome::Checkpointed(_) => bail!("the program stopped for a checkpoint, but `mvvm run` takes none; use `mvvm checkpoint`"),
+fn dir_maps(specs: &[String]) -> Vec<DirMap> {
+    specs.iter().map(|d| DirMap::parse(d)).collect()
+}
+
+/// Whether a program can be checkpointed at all.
+fn has_sites(info: &ModuleInfo) -> bool {
+    info.policy.instrument && !info.sites.is_empty()
+}
+
+fn run(a: RunArgs) -> Result<u8> {
+    let (target, args) = program_and_args(&a.place, &a.positional)?;
+    let program = load(&target, a.place.isa)?;
+    let cfg = run_config(&a, &target, args)?;
+    if !has_sites(&program.info) {
+        return match program.run(&cfg, Trigger::None)?.outcome {
+            Outcome::Exited(code) => Ok(guest_status(code)),
+            Outcome::Checkpointed(_) => bail!("a program without sites stopped for a checkpoint"),
+        };
     }
+    // An instrumented program answers SIGUSR1 with an image; the run file lets
+    // `mvvm checkpoint --pid` find it and see where the image goes.
+    let image = a.image.clone().unwrap_or_else(|| default_image(&target));
+    cfg.doorbell
+        .ring_on_signal(signal_hook::consts::SIGUSR1)
+        .context("cannot listen for SIGUSR1")?;
+    let _record = runs::RunFile::create(&target, &image)?;
+    let started = Instant::now();
+    match program.run(&cfg, Trigger::None)?.outcome {
+        Outcome::Exited(code) => Ok(guest_status(code)),
+        Outcome::Checkpointed(snap) => {
+            let bytes = write_image(&program, &snap, &image, None)?;
+            report_checkpoint(&snap, bytes, &image, started);
+            eprintln!(
+                "mvvm: the program stopped at a checkpoint; resume it with `mvvm restore {}{}`",
+                target.display(),
+                if a.image.is_some() {
+                    format!(" -i {}", image.display())
+                } else {
+                    String::new()
+                }
+            );
+            Ok(status::CHECKPOINTED)
+        }
+    }
+}
+
+/// Writes `snap` as an image of `program` at `path`; returns its size.
+fn write_image(
+    program: &Program,
+    snap: &Snapshot,
+    path: &Path,
+    zstd: Option<i32>,
+) -> Result<u64, RuntimeError> {
+    let image = Image {
+        producer: format!("mvvm {}", env!("CARGO_PKG_VERSION")),
+        taken_on: program.target.name().to_string(),
+        snapshot: snap.clone(),
+    };
+    image
+        .write(path, zstd)
+        .map_err(|e| RuntimeError::Write(format!("{}: {e}", path.display())))
+}
+
+/// The one line that says a checkpoint was written.
+fn report_checkpoint(snap: &Snapshot, bytes: u64, path: &Path, started: Instant) {
+    eprintln!(
+        "mvvm: checkpoint: {} frames, {bytes} bytes written to {} after {:.2} s",
+        snap.frames.len(),
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn trigger(a: &CheckpointArgs, info: &ModuleInfo) -> Result<Trigger> {
@@ -111,20 +235,18 @@ fn trigger(a: &CheckpointArgs, info: &ModuleInfo) -> Result<Trigger> {
     }
 }
 
-fn checkpoint(a: CheckpointArgs) -> Result<i32> {
-    let program = load(&a.run.program)?;
-    if !program.info.policy.instrument || program.info.sites.is_empty() {
+fn checkpoint(a: CheckpointArgs) -> Result<u8> {
+    let (target, args) = program_and_args(&a.run.place, &a.run.positional)?;
+    let program = load(&target, a.run.place.isa)?;
+    if !has_sites(&program.info) {
         bail!(
             "{} has no checkpoint sites; build it with `mvvm-aot --enable-checkpoint --enable-counter-loop-checkpoint`",
-            a.run.program.target.display()
+            target.display()
         );
     }
     let trigger = trigger(&a, &program.info)?;
-    let cfg = run_config(&a.run)?;
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| default_image(&a.run.program.target));
+    let cfg = run_config(&a.run, &target, args)?;
+    let out = a.output.clone().unwrap_or_else(|| default_image(&target));
     let bell = cfg.doorbell.clone();
     bell.ring_on_signal(signal_hook::consts::SIGUSR1)
         .context("cannot listen for SIGUSR1")?;
@@ -132,21 +254,10 @@ fn checkpoint(a: CheckpointArgs) -> Result<i32> {
         bell.ring_after(d, a.leave_running)
             .context("cannot start the --after timer")?;
     }
-    let taken_on = program.target.name().to_string();
+    let started = Instant::now();
     let mut write = |snap: &Snapshot| -> Result<(), RuntimeError> {
-        let image = Image {
-            producer: format!("mvvm {}", env!("CARGO_PKG_VERSION")),
-            taken_on: taken_on.clone(),
-            snapshot: snap.clone(),
-        };
-        let bytes = image
-            .write(&out, a.zstd)
-            .map_err(|e| RuntimeError::Input(e.to_string()))?;
-        spdlog::info!(
-            "checkpoint: {} frames, {bytes} bytes written to {}",
-            snap.frames.len(),
-            out.display()
-        );
+        let bytes = write_image(&program, snap, &out, a.zstd)?;
+        report_checkpoint(snap, bytes, &out, started);
         Ok(())
     };
     let run = if a.leave_running {
@@ -162,36 +273,37 @@ fn checkpoint(a: CheckpointArgs) -> Result<i32> {
             }
             Ok(0)
         }
+        Outcome::Exited(code) if a.leave_running => Ok(guest_status(code)),
         Outcome::Exited(code) => {
-            if !a.leave_running {
-                spdlog::warn!(
-                    "the program exited with status {code} before a checkpoint was triggered; no image written"
-                );
-            }
-            Ok(code)
+            eprintln!(
+                "mvvm: the program exited with status {code} before the trigger fired; no image written"
+            );
+            Ok(status::NOT_TRIGGERED)
         }
     }
 }
 
-fn restore(a: RestoreArgs) -> Result<i32> {
-    let image_path = a
-        .image
-        .clone()
-        .unwrap_or_else(|| default_image(&a.program.target));
+fn restore(a: RestoreArgs) -> Result<u8> {
+    let target = match (&a.place.target, &a.app) {
+        (Some(t), None) | (None, Some(t)) => t.clone(),
+        (Some(_), Some(_)) => bail!("the program is given twice (-t and APP); give it once"),
+        (None, None) => bail!("no program given; usage: mvvm restore [OPTIONS] APP.aot"),
+    };
+    let image_path = a.image.clone().unwrap_or_else(|| default_image(&target));
     if !image_path.exists() {
         bail!(
-            "{}: no such image; take one with `mvvm checkpoint -t {}`, or name it with -i",
+            "{}: no such image; take one with `mvvm checkpoint {}`, or name it with -i",
             image_path.display(),
-            a.program.target.display()
+            target.display()
         );
     }
     let image = Image::read(&image_path)?;
-    let program = load(&a.program)?;
+    let program = load(&target, a.place.isa)?;
     if image.snapshot.module_hash != program.module_hash {
         bail!(
             "{} was taken from another program than {} (module hash {} vs {}); restore it with the .aot it was taken from",
             image_path.display(),
-            a.program.target.display(),
+            target.display(),
             short_hash(&image.snapshot.module_hash),
             short_hash(&program.module_hash)
         );
@@ -203,14 +315,14 @@ fn restore(a: RestoreArgs) -> Result<i32> {
         program.target.name()
     );
     let cfg = RunConfig {
-        dirs: a.program.dirs.iter().map(|d| DirMap::parse(d)).collect(),
+        dirs: dir_maps(&a.place.dirs),
         ..RunConfig::default()
     };
     match program
         .resume(&cfg, &image.snapshot, Trigger::None)?
         .outcome
     {
-        Outcome::Exited(code) => Ok(code),
+        Outcome::Exited(code) => Ok(guest_status(code)),
         Outcome::Checkpointed(_) => {
             bail!("the program stopped for a checkpoint while restoring, which nothing asked for")
         }
