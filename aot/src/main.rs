@@ -71,7 +71,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    mvvm_contract::logging::init();
+    mvvm_contract::logging::init("mvvm-aot");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -195,8 +195,7 @@ impl Image {
             other => return Err(damaged(format!("unknown body encoding {other}"))),
         };
         let (body, used): (Body, usize) =
-            bincode::serde::borrow_decode_from_slice(raw, bincode::config::standard())
-                .map_err(|e| damaged(e.to_string()))?;
+            sealed::decode_body(raw).map_err(|e| damaged(e.to_string()))?;
         if used != raw.len() {
             return Err(damaged(format!(
                 "{} unexpected bytes after the contents",
@@ -357,6 +356,29 @@ mod tests {
         assert!(err(&junk).contains("damaged"));
         let odd = sealed::seal(MAGIC, VERSION, &[7]);
         assert!(err(&odd).contains("unknown body encoding 7"));
+    }
+
+    /// Lengths in a body whose checksum is right are still untrusted: a huge one is damage, not
+    /// an allocation that aborts the process.
+    #[test]
+    fn huge_length_prefixes_are_damage() {
+        let err = |b: &[u8]| Image::decode("f.img", b).unwrap_err().to_string();
+        // bincode's varint: 0xfd, then a u64 little-endian.
+        let huge = |at: &[u8]| {
+            let mut body = vec![ENCODING_PLAIN];
+            body.extend_from_slice(at);
+            body.push(0xfd);
+            body.extend_from_slice(&(1u64 << 60).to_le_bytes());
+            body.extend_from_slice(&[0; 64]);
+            sealed::seal(MAGIC, VERSION, &body)
+        };
+        // The producer string's length.
+        assert!(err(&huge(&[])).contains("damaged"));
+        // The frames' count, after two short strings, the hash and the entry.
+        let mut prefix = vec![1, b'p', 1, b't'];
+        prefix.extend_from_slice(&[0; 32]);
+        prefix.extend_from_slice(&[1, b'e']);
+        assert!(err(&huge(&prefix)).contains("damaged"));
     }
 
     #[test]

@@ -97,9 +97,8 @@ impl<'a> AotFile<'a> {
             SealError::Checksum => ContainerError::Checksum(name.into()),
             e @ SealError::Trailing(_) => ContainerError::Decode(name.into(), e.to_string()),
         })?;
-        let (file, used): (AotFile<'a>, usize) =
-            bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| ContainerError::Decode(name.into(), e.to_string()))?;
+        let (file, used): (AotFile<'a>, usize) = sealed::decode_body(body)
+            .map_err(|e| ContainerError::Decode(name.into(), e.to_string()))?;
         if used != body.len() {
             return Err(ContainerError::Decode(
                 name.into(),

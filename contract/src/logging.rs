@@ -1,14 +1,44 @@
 //! Logging setup shared by `mvvm-aot` and `mvvm`: spdlog-rs, everything to stderr (stdout belongs to
 //! the guest), level from `SPDLOG_LEVEL` (`trace`, `debug`, `info`, `warn` — the default —, `error`,
-//! `critical`, `off`).
+//! `critical`, `off`). Each record is one line of its own, `TOOL: LEVEL: message`, like the tools'
+//! error lines, so a person reads one style and a script can tell mvvm's lines from the guest's.
 
+use spdlog::formatter::{Formatter, FormatterContext};
 use spdlog::sink::{StdStream, StdStreamSink};
-use spdlog::{Level, LevelFilter, Logger};
+use spdlog::{Level, LevelFilter, Logger, Record, StringBuf};
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// Installs the default logger. An unknown `SPDLOG_LEVEL` value is reported and ignored.
-pub fn init() {
+/// Formats a record as `TOOL: LEVEL: message`.
+#[derive(Clone)]
+struct ToolFormatter {
+    tool: &'static str,
+}
+
+impl Formatter for ToolFormatter {
+    fn format(
+        &self,
+        record: &Record,
+        dest: &mut StringBuf,
+        _ctx: &mut FormatterContext,
+    ) -> spdlog::Result<()> {
+        let level = match record.level() {
+            Level::Critical => "critical",
+            Level::Error => "error",
+            Level::Warn => "warning",
+            Level::Info => "info",
+            Level::Debug => "debug",
+            Level::Trace => "trace",
+        };
+        writeln!(dest, "{}: {level}: {}", self.tool, record.payload())
+            .map_err(spdlog::Error::FormatRecord)
+    }
+}
+
+/// Installs the default logger for the tool named `tool`. An unknown `SPDLOG_LEVEL` value is
+/// reported and ignored.
+pub fn init(tool: &'static str) {
     let (filter, bad) = match std::env::var("SPDLOG_LEVEL") {
         Ok(v) if v.eq_ignore_ascii_case("off") => (LevelFilter::Off, None),
         Ok(v) => match Level::from_str(&v) {
@@ -19,6 +49,7 @@ pub fn init() {
     };
     let sink = StdStreamSink::builder()
         .std_stream(StdStream::Stderr)
+        .formatter(ToolFormatter { tool })
         .build();
     if let Ok(sink) = sink {
         if let Ok(logger) = Logger::builder()

@@ -107,6 +107,30 @@ pub fn unseal(magic: [u8; 8], version: u32, bytes: &[u8]) -> Result<&[u8], SealE
     Ok(body)
 }
 
+/// Decodes a bincode body (the standard configuration every format uses), borrowing from `body`,
+/// with the bytes its length prefixes may claim bounded by `body`'s own size (within a factor of
+/// four): a checksum proves the bytes are what was written, not that a writer was honest, and a
+/// length that lies must be an error, never an allocation the input cannot back. Returns the value
+/// and the number of bytes it used.
+pub fn decode_body<'de, T: serde::Deserialize<'de>>(
+    body: &'de [u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::borrow_decode_from_slice as decode;
+    // The smallest limit 2^k, k even, above the body's size. bincode takes the limit as a
+    // constant, so each is a case of its own.
+    let bits = (usize::BITS - body.len().leading_zeros()).max(10);
+    macro_rules! limits {
+        ($($k:literal)*) => {
+            match bits {
+                $( b if b <= $k => decode(body, standard().with_limit::<{ 1usize << $k }>()), )*
+                _ => Err(bincode::error::DecodeError::LimitExceeded),
+            }
+        };
+    }
+    limits!(10 12 14 16 18 20 22 24 26 28 30 32 34 36 38 40 42 44 46 48)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +162,43 @@ mod tests {
             bad[i] ^= 0x40;
             assert_eq!(unseal(M, 3, &bad), Err(SealError::Checksum), "byte {i}");
         }
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::decode_body;
+
+    /// A length prefix of 2^60 (bincode's varint: 0xfd, then a u64) before a few bytes.
+    fn lying(prefix: &[u8]) -> Vec<u8> {
+        let mut body = prefix.to_vec();
+        body.push(0xfd);
+        body.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        body.extend_from_slice(&[b'x'; 100]);
+        body
+    }
+
+    #[test]
+    fn a_length_the_body_cannot_back_is_an_error() {
+        assert!(decode_body::<String>(&lying(&[])).is_err());
+        assert!(decode_body::<Vec<u64>>(&lying(&[])).is_err());
+        assert!(decode_body::<(u8, Vec<String>)>(&lying(&[0, 1])).is_err());
+        // Honest lengths decode, at every size of limit.
+        for n in [0usize, 1, 1000, 5000, 70_000] {
+            let s = "y".repeat(n);
+            let bytes =
+                bincode::serde::encode_to_vec(&s, bincode::config::standard()).expect("encode");
+            let (back, used): (String, usize) = decode_body(&bytes).expect("decode");
+            assert_eq!((back.len(), used), (n, bytes.len()));
+        }
+    }
+
+    #[test]
+    fn an_aot_file_with_a_lying_length_is_refused() {
+        let mut body = vec![1, b'p'];
+        body.extend(lying(&[]));
+        let file = super::seal(crate::container::MAGIC, crate::container::VERSION, &body);
+        let err = crate::AotFile::decode("x.aot", &file).expect_err("refused");
+        assert!(err.to_string().contains("x.aot"), "{err}");
     }
 }

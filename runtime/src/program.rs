@@ -234,6 +234,8 @@ impl Program {
                 "this module is not instrumented; it cannot be resumed".into(),
             ));
         }
+        crate::checkpoint::frames::check_frames(&self.info, &snap.frames)
+            .map_err(RuntimeError::Input)?;
         let mut cfg = cfg.clone();
         if let Some(w) = &snap.wasi {
             cfg.argv = w.argv.clone();

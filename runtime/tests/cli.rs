@@ -424,6 +424,17 @@ fn bad_input_gets_one_clear_line() {
         "/definitely/not/here::/data",
     ]));
     assert_clear_error(&o, BAD_INPUT, "no such directory");
+    // One colon where two were meant, and one guest path given twice.
+    let o = run(Command::new(MVVM)
+        .args(["run", "--dir", "d2:/data"])
+        .arg(&good)
+        .current_dir(d));
+    assert_clear_error(&o, BAD_INPUT, "write --dir d2::/data");
+    let (one, two) = (format!("{}::/data", d.display()), "/tmp::/data".to_string());
+    let o = run(Command::new(MVVM)
+        .args(["run", "--dir", &one, "--dir", &two])
+        .arg(&good));
+    assert_clear_error(&o, BAD_INPUT, "already given");
 }
 
 #[test]

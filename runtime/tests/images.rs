@@ -556,6 +556,41 @@ fn damaged_truncated_foreign_images_wrong_module_missing_directory() {
         "pass --dir HOST::/data",
     );
     assert_clear_error(&restore(&w.join("none.ckpt"), &aot, None), "no such image");
+    // Frames that do not fit the module: checked before anything runs.
+    let decoded = Image::read(&image).expect("the good image");
+    let misfit = |name: &str, change: &dyn Fn(&mut Vec<mvvm_checkpoint::Frame>)| {
+        let mut bad = decoded.clone();
+        change(&mut bad.snapshot.frames);
+        let p = w.join(name);
+        bad.write(&p, None).expect("write");
+        p
+    };
+    let cases: [(&str, &dyn Fn(&mut Vec<mvvm_checkpoint::Frame>), &str); 4] = [
+        (
+            "extra-slot",
+            &|f| f[0].slots.push(mvvm_checkpoint::Value::I32(1)),
+            "values where the site saves",
+        ),
+        (
+            "no-such-site",
+            &|f| f[0].site = 1_000_000,
+            "names a site the module lacks",
+        ),
+        (
+            "other-function",
+            &|f| f[0].func = f.last().expect("frames").func.wrapping_add(1) % 3,
+            "does not match this module",
+        ),
+        ("no-frames", &|f| f.clear(), "no frames"),
+    ];
+    for (name, change, mentions) in cases {
+        let s = restore(&misfit(name, change), &aot, Some(&dir));
+        assert_clear_error(&s, mentions);
+        assert!(
+            !text(&s.err).contains("trapped"),
+            "{name}: bad input, not a trap"
+        );
+    }
     // Without --dir, the checkpoint's own directory is used only while it exists.
     let moved = w.join("moved");
     std::fs::rename(&data, &moved).expect("rename");

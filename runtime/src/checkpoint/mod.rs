@@ -1,11 +1,13 @@
 //! Checkpointing a running instance: the state a run keeps for it ([`CheckpointState`]), the
-//! countdown the guest's sites test ([`countdown`]), and the `mvvm.*` host functions the
+//! countdown the guest's sites test ([`countdown`]), the check of an image's call stack against
+//! the module ([`frames`]), and the `mvvm.*` host functions the
 //! instrumented module imports ([`imports`]), and the tail-call graph a rewind walks ([`tail`]).
 //!
 //! The host functions are generic over the store's data ([`HasCheckpointState`]), so this module
 //! does not know what else a store holds.
 
 pub mod countdown;
+pub mod frames;
 pub mod imports;
 pub mod tail;
 

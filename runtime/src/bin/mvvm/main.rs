@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    mvvm_contract::logging::init();
+    mvvm_contract::logging::init("mvvm");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -126,7 +126,7 @@ fn run_config(a: &RunArgs, target: &Path, args: Vec<String>) -> Result<RunConfig
     let mut cfg = RunConfig {
         argv,
         env: environment(&a.env)?,
-        dirs: dir_maps(&a.place.dirs),
+        dirs: dir_maps(&a.place.dirs)?,
         ..RunConfig::default()
     };
     if let Some(entry) = &a.invoke {
@@ -135,8 +135,27 @@ fn run_config(a: &RunArgs, target: &Path, args: Vec<String>) -> Result<RunConfig
     Ok(cfg)
 }
 
-fn dir_maps(specs: &[String]) -> Vec<DirMap> {
-    specs.iter().map(|d| DirMap::parse(d)).collect()
+/// The `--dir` flags: host paths made absolute (an image records them), each guest path once.
+fn dir_maps(specs: &[String]) -> Result<Vec<DirMap>> {
+    let mut maps: Vec<DirMap> = Vec::new();
+    for spec in specs {
+        let mut map = DirMap::parse(spec);
+        if !spec.contains("::") && !map.host.exists() {
+            if let Some((host, guest)) = spec.split_once(':') {
+                bail!("--dir {spec}: no such directory; to show host directory {host} to the guest as {guest}, write --dir {host}::{guest}");
+            }
+        }
+        if let Some(first) = maps.iter().find(|m| m.guest == map.guest) {
+            bail!(
+                "--dir {spec}: the guest path {} is already given to {}; give each guest directory once",
+                map.guest,
+                first.host.display()
+            );
+        }
+        map.host = std::path::absolute(&map.host).unwrap_or(map.host);
+        maps.push(map);
+    }
+    Ok(maps)
 }
 
 /// Whether a program can be checkpointed at all.
@@ -146,8 +165,8 @@ fn has_sites(info: &ModuleInfo) -> bool {
 
 fn run(a: RunArgs) -> Result<u8> {
     let (target, args) = program_and_args(&a.place, &a.positional)?;
-    let program = load(&target, a.place.isa)?;
     let cfg = run_config(&a, &target, args)?;
+    let program = load(&target, a.place.isa)?;
     if !has_sites(&program.info) {
         return match program.run(&cfg, Trigger::None)?.outcome {
             Outcome::Exited(code) => Ok(guest_status(code)),
@@ -237,6 +256,7 @@ fn trigger(a: &CheckpointArgs, info: &ModuleInfo) -> Result<Trigger> {
 
 fn checkpoint(a: CheckpointArgs) -> Result<u8> {
     let (target, args) = program_and_args(&a.run.place, &a.run.positional)?;
+    let cfg = run_config(&a.run, &target, args)?;
     let program = load(&target, a.run.place.isa)?;
     if !has_sites(&program.info) {
         bail!(
@@ -245,7 +265,6 @@ fn checkpoint(a: CheckpointArgs) -> Result<u8> {
         );
     }
     let trigger = trigger(&a, &program.info)?;
-    let cfg = run_config(&a.run, &target, args)?;
     let out = a.output.clone().unwrap_or_else(|| default_image(&target));
     let bell = cfg.doorbell.clone();
     bell.ring_on_signal(signal_hook::consts::SIGUSR1)
@@ -298,6 +317,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         );
     }
     let image = Image::read(&image_path)?;
+    let dirs = dir_maps(&a.place.dirs)?;
     let program = load(&target, a.place.isa)?;
     if image.snapshot.module_hash != program.module_hash {
         bail!(
@@ -315,7 +335,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
         program.target.name()
     );
     let cfg = RunConfig {
-        dirs: dir_maps(&a.place.dirs),
+        dirs,
         ..RunConfig::default()
     };
     match program
