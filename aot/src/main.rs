@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mvvm_aot::build::{build, BuildError};
-use mvvm_contract::file::atomic_write;
+use mvvm_contract::file::{atomic_write_as, Access};
 use mvvm_contract::status;
 use mvvm_contract::{EngineOptions, Policy, Target};
 use std::path::PathBuf;
@@ -52,11 +52,6 @@ struct Cli {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     opt_level: u8,
     /// Also write the instrumented module as plain wasm to this path (for inspection).
-    ///
-    /// It carries a `metadata.code.branch_hint` section. wabt 1.0.32 (Debian 12's wasm2wat)
-    /// refuses that section in large modules ("invalid function index N, only M bytes left"):
-    /// it checks the function index as if it were a count. Its default, without
-    /// `--enable-code-metadata` (which `--enable-all` turns on), reads the module fine.
     #[arg(long, value_name = "FILE")]
     emit_wasm: Option<PathBuf>,
     /// Output `.aot` file.
@@ -133,12 +128,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     };
     if let Some(p) = &cli.emit_wasm {
         host_failure(
-            atomic_write(p, &aot.wasm).with_context(|| format!("cannot write {}", p.display())),
+            atomic_write_as(p, &aot.wasm, Access::Shared)
+                .with_context(|| format!("cannot write {}", p.display())),
         )?;
     }
     let encoded = aot.encode();
     host_failure(
-        atomic_write(&cli.output, &encoded)
+        atomic_write_as(&cli.output, &encoded, Access::Shared)
             .with_context(|| format!("cannot write {}", cli.output.display())),
     )?;
     if !cli.quiet {

@@ -59,8 +59,35 @@ fn refused_input_gets_one_line_and_no_output() {
     // Not wasm at all.
     std::fs::write(d.join("notwasm.wasm"), b"hello, I am a text file\xff\xfe").expect("write");
     let o = mvvm_aot(&[], &out, &d.join("notwasm.wasm"));
-    assert_clear_error(&o, BAD_INPUT, "neither wasm binary");
+    assert_clear_error(&o, BAD_INPUT, "not a wasm binary");
     assert!(!out.exists(), "no output on failure");
+    // Text that is not WAT, and WAT with a mistake: one line each, the second with its place.
+    std::fs::write(d.join("prose.wat"), "hello, I am prose").expect("write");
+    let o = mvvm_aot(&[], &out, &d.join("prose.wat"));
+    assert_clear_error(&o, BAD_INPUT, "not WAT text");
+    std::fs::write(
+        d.join("typo.wat"),
+        ";; a module\n(module\n  (func (i32.cont 1)))",
+    )
+    .expect("write");
+    let o = mvvm_aot(&[], &out, &d.join("typo.wat"));
+    assert_clear_error(&o, BAD_INPUT, "cannot parse WAT at 3:");
+    // A file that is not there.
+    let o = mvvm_aot(&[], &out, &d.join("missing.wasm"));
+    assert_clear_error(&o, BAD_INPUT, "cannot read input");
+    // Success: one line saying what was written; -q silences it.
+    std::fs::write(d.join("ok.wat"), "(module)").expect("write");
+    let o = mvvm_aot(&["--target", "pulley64"], &out, &d.join("ok.wat"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("mvvm-aot: wrote "), "{}", stderr(&o));
+    let o = mvvm_aot(&["-q", "--target", "pulley64"], &out, &d.join("ok.wat"));
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    // An .aot is readable as the umask allows, like any output.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&out).expect("aot").permissions(),
+    );
+    assert_ne!(mode & 0o044, 0, "mode {mode:o}");
+    std::fs::remove_file(&out).expect("remove");
 
     // Valid wasm using a proposal mvvm refuses: one line naming the proposal, the bad-input status, no output.
     let refused = [

@@ -195,10 +195,37 @@ pub fn parse_input(bytes: &[u8]) -> Result<Vec<u8>, TransformError> {
     if bytes.starts_with(b"\0asm") {
         return Ok(bytes.to_vec());
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        TransformError::Invalid(
-            "input is neither wasm binary (no \\0asm magic) nor UTF-8 text".into(),
-        )
-    })?;
-    wat::parse_str(text).map_err(|e| TransformError::Invalid(format!("cannot parse WAT: {e}")))
+    let not_a_module =
+        || TransformError::Invalid("not a wasm binary (no \\0asm magic) and not WAT text".into());
+    let text = std::str::from_utf8(bytes).map_err(|_| not_a_module())?;
+    if !looks_like_wat(text) {
+        return Err(not_a_module());
+    }
+    wat::parse_str(text).map_err(|e| TransformError::Invalid(wat_error(&e)))
+}
+
+/// Whether `text` starts like WAT: after blank space and `;;` comments, a `(`.
+fn looks_like_wat(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    while let Some(after) = rest.strip_prefix(";;") {
+        rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    }
+    rest.starts_with('(')
+}
+
+/// A WAT parse error in one line: `cannot parse WAT at LINE:COLUMN: message`.
+fn wat_error(e: &wat::Error) -> String {
+    let text = e.to_string();
+    let message = text.lines().next().unwrap_or("unknown error");
+    let at = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("--> "))
+        .and_then(|l| {
+            l.rsplit_once(':')
+                .and_then(|(a, col)| Some((a.rsplit_once(':')?.1, col)))
+        });
+    match at {
+        Some((line, col)) => format!("cannot parse WAT at {line}:{col}: {message}"),
+        None => format!("cannot parse WAT: {message}"),
+    }
 }

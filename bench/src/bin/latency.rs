@@ -149,7 +149,12 @@ fn main() {
         rows.push_str(&format!("mvvm,{mib},{c:.3},{r:.3},{size},ok\n"));
     }
     if let Some(path) = csv {
-        mvvm_contract::file::atomic_write(&path, rows.as_bytes()).expect("write the CSV file");
+        mvvm_contract::file::atomic_write_as(
+            &path,
+            rows.as_bytes(),
+            mvvm_contract::file::Access::Shared,
+        )
+        .expect("write the CSV file");
     }
     if sigusr1 {
         println!();

@@ -289,7 +289,7 @@ fn write_csv(path: &Path, cells: &[Cell], pairs: usize) -> std::io::Result<()> {
             c.code.1
         ));
     }
-    mvvm_contract::file::atomic_write(path, s.as_bytes())
+    mvvm_contract::file::atomic_write_as(path, s.as_bytes(), mvvm_contract::file::Access::Shared)
 }
 
 /// Where the native code of variant `label` goes: its own functions, the rewind clones and the
