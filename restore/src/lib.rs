@@ -51,6 +51,17 @@ pub fn to_val(funcs: &FuncMap, v: &Value, what: &str) -> Result<Val, RestoreErro
     })
 }
 
+/// Whether `snap` was taken from the module whose hash is `module_hash`.
+pub fn check_module(module_hash: [u8; 32], snap: &Snapshot) -> Result<(), RestoreError> {
+    if snap.module_hash != module_hash {
+        return Err(RestoreError::ModuleMismatch {
+            image: hex(&snap.module_hash),
+            module: hex(&module_hash),
+        });
+    }
+    Ok(())
+}
+
 /// Writes the snapshot's memories, globals and tables into `instance`.
 pub fn apply(
     mut store: impl AsContextMut,
@@ -58,12 +69,7 @@ pub fn apply(
     module_hash: [u8; 32],
     snap: &Snapshot,
 ) -> Result<(), RestoreError> {
-    if snap.module_hash != module_hash {
-        return Err(RestoreError::ModuleMismatch {
-            image: hex(&snap.module_hash),
-            module: hex(&module_hash),
-        });
-    }
+    check_module(module_hash, snap)?;
     let funcs = FuncMap::new(&mut store, instance);
     for m in &snap.memories {
         let name = abi::export_memory(m.index);

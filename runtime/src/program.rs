@@ -234,6 +234,7 @@ impl Program {
                 "this module is not instrumented; it cannot be resumed".into(),
             ));
         }
+        mvvm_restore::check_module(self.module_hash, snap)?;
         crate::checkpoint::frames::check_frames(&self.info, &snap.frames)
             .map_err(RuntimeError::Input)?;
         let mut cfg = cfg.clone();

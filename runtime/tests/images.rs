@@ -474,6 +474,9 @@ fn checkpoint_pid_refuses_a_process_that_is_not_an_mvvm_run() {
     assert_clear_error(&o, "is not an mvvm run");
 }
 
+/// A change to an image's call stack.
+type FrameChange = dyn Fn(&mut Vec<mvvm_checkpoint::Frame>);
+
 /// One line on stderr, no panic, the bad-input exit status.
 fn assert_clear_error(s: &Seen, mentions: &str) {
     let e = text(&s.err);
@@ -558,14 +561,14 @@ fn damaged_truncated_foreign_images_wrong_module_missing_directory() {
     assert_clear_error(&restore(&w.join("none.ckpt"), &aot, None), "no such image");
     // Frames that do not fit the module: checked before anything runs.
     let decoded = Image::read(&image).expect("the good image");
-    let misfit = |name: &str, change: &dyn Fn(&mut Vec<mvvm_checkpoint::Frame>)| {
+    let misfit = |name: &str, change: &FrameChange| {
         let mut bad = decoded.clone();
         change(&mut bad.snapshot.frames);
         let p = w.join(name);
         bad.write(&p, None).expect("write");
         p
     };
-    let cases: [(&str, &dyn Fn(&mut Vec<mvvm_checkpoint::Frame>), &str); 4] = [
+    let cases: [(&str, &FrameChange, &str); 4] = [
         (
             "extra-slot",
             &|f| f[0].slots.push(mvvm_checkpoint::Value::I32(1)),

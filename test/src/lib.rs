@@ -66,6 +66,10 @@ pub fn all_guests() -> Vec<Guest> {
             ..g("fileio", "c")
         },
         Guest {
+            data_dir: true,
+            ..g("renumber", "c")
+        },
+        Guest {
             args: &["one", "two words"],
             env: &[("MVVM_A", "ay"), ("MVVM_B", "bee"), ("OTHER", "x")],
             exit: 3,

@@ -5,9 +5,10 @@
 //! wasmtime-wasi keeps its descriptor table private, so [`DescriptorMirror`] mirrors it from the calls
 //! that change it (`path_open`, `fd_close`, `fd_renumber`, `fd_fdstat_set_*`), replicating its
 //! number allocation (a freed number is reused highest first). Restoring replays WASI calls into a
-//! fresh context: it reopens every file under its preopen, seeks to the saved offset, and recreates
-//! the free numbers, so that the resumed guest sees the same descriptors and gets the same numbers
-//! from its next `path_open` as it would have.
+//! fresh context (see `rebuild`): it reopens every file under its preopen, seeks to the saved
+//! offset, moves renumbered standard streams and preopens, and recreates the free numbers, so that
+//! the resumed guest sees the same descriptors and gets the same numbers from its next `path_open`
+//! as it would have.
 
 use crate::config::DirMap;
 use crate::error::RuntimeError;
@@ -15,7 +16,6 @@ use mvvm_checkpoint::{FdEntry, OpenFile, Preopen, WasiState};
 use std::collections::{BTreeMap, BTreeSet};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::runtime::in_tokio;
 use wiggle::GuestMemory;
 
 const CLOCK_MONOTONIC: i32 = 1;
@@ -23,12 +23,11 @@ const OFLAGS_DIRECTORY: u16 = 2;
 /// `oflags` not repeated when a file is reopened: the file exists and keeps its contents.
 const OFLAGS_CREATE_ONLY: u16 = 1 | 4 | 8; // creat, excl, trunc
 const LOOKUP_SYMLINK_FOLLOW: i32 = 1;
-const WHENCE_SET: i32 = 0;
 /// Rights of a placeholder descriptor (a directory nobody reads).
 const RIGHTS_NONE: i64 = 0;
 /// Host-call fuel (bytes WASI may copy out of guest memory per call) for the calls mvvm itself
 /// makes while saving and rebuilding descriptors; paths are at most 4 KiB.
-const REPLAY_FUEL: usize = 1 << 20;
+pub(super) const REPLAY_FUEL: usize = 1 << 20;
 
 /// The dispatch point's mirror of a program's WASI descriptor table.
 #[derive(Clone, Debug, Default)]
@@ -42,7 +41,7 @@ pub struct DescriptorMirror {
     clock_offset_ns: u64,
 }
 
-fn le_u32(mem: &[u8], at: i64) -> Option<u32> {
+pub(super) fn le_u32(mem: &[u8], at: i64) -> Option<u32> {
     let at = usize::try_from(at).ok()?;
     let b = mem.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -243,156 +242,13 @@ impl DescriptorMirror {
     }
 
     /// Rebuilds `state` in `ctx`, a fresh context built with `state`'s preopens in order (see
-    /// [`restore_dirs`]). Returns the mirror for the resumed program.
+    /// [`restore_dirs`]), descriptor for descriptor (see [`super::rebuild`]). Returns the mirror for
+    /// the resumed program.
     pub fn reopen(
         ctx: &mut WasiP1Ctx,
         state: &WasiState,
     ) -> Result<DescriptorMirror, RuntimeError> {
-        ctx.set_hostcall_fuel(REPLAY_FUEL);
-        let n = state.preopens.len() as u32;
-        let unsupported = |what: String| {
-            RuntimeError::Input(format!(
-                "the image has {what}; mvvm cannot restore a program that renumbered its standard streams or preopened directories"
-            ))
-        };
-        let fds: BTreeMap<u32, FdEntry> = state.fds.iter().cloned().collect();
-        for (&fd, e) in &fds {
-            match e {
-                FdEntry::Stdio(k) if *k != fd => {
-                    return Err(unsupported(format!("stdio {k} at descriptor {fd}")))
-                }
-                FdEntry::Preopen(i) if *i >= n || 3 + *i != fd => {
-                    return Err(unsupported(format!("preopen {i} at descriptor {fd}")))
-                }
-                FdEntry::File(_) if fd < 3 + n => {
-                    return Err(unsupported(format!(
-                        "a file at descriptor {fd}, which was a standard stream or preopen"
-                    )))
-                }
-                FdEntry::File(f) if f.preopen >= n => {
-                    return Err(RuntimeError::Input(format!(
-                        "the image's descriptor {fd} lies under preopen {}, which it does not list; the image is damaged",
-                        f.preopen
-                    )))
-                }
-                _ => {}
-            }
-        }
-        let top = fds
-            .keys()
-            .chain(state.free_fds.iter())
-            .copied()
-            .chain(std::iter::once(2 + n))
-            .max()
-            .unwrap_or(2);
-        // Every number from the first free one up to `top` is opened in ascending order (the fresh
-        // context hands out max+1): files at their own numbers, fillers where the image has a free
-        // number. Then every number the image does not use is closed, which frees exactly those.
-        let mut scratch = vec![0u8; 4096 + 16];
-        for fd in (3 + n)..=top {
-            let (preopen, path, dirflags, oflags, rights, inheriting, fdflags, what) =
-                match fds.get(&fd) {
-                    Some(FdEntry::File(f)) => (
-                        f.preopen,
-                        f.path.as_str(),
-                        f.dirflags as i32,
-                        f.oflags & !OFLAGS_CREATE_ONLY,
-                        f.rights_base as i64,
-                        f.rights_inheriting as i64,
-                        f.fdflags,
-                        "file",
-                    ),
-                    _ if n > 0 => (
-                        0,
-                        ".",
-                        LOOKUP_SYMLINK_FOLLOW,
-                        OFLAGS_DIRECTORY,
-                        RIGHTS_NONE,
-                        RIGHTS_NONE,
-                        0,
-                        "placeholder",
-                    ),
-                    _ => {
-                        return Err(unsupported(format!(
-                            "descriptor {fd} but no preopened directory"
-                        )))
-                    }
-                };
-            let bytes = path.as_bytes();
-            if bytes.len() > scratch.len() - 16 {
-                return Err(RuntimeError::Input(format!(
-                    "the image's descriptor {fd} has a path longer than 4096 bytes"
-                )));
-            }
-            scratch[16..16 + bytes.len()].copy_from_slice(bytes);
-            let mut mem = GuestMemory::Unshared(&mut scratch);
-            let errno = in_tokio(raw::path_open(
-                ctx,
-                &mut mem,
-                (3 + preopen) as i32,
-                dirflags,
-                16,
-                bytes.len() as i32,
-                i32::from(oflags),
-                rights,
-                inheriting,
-                i32::from(fdflags),
-                0,
-            ))
-            .map_err(wasi_err)?;
-            let guest_dir = &state.preopens[preopen as usize].guest;
-            if errno != 0 {
-                return Err(RuntimeError::Input(format!(
-                    "cannot reopen {what} {path:?} under {guest_dir} for descriptor {fd} (WASI errno {errno}); was it deleted or moved, or does --dir map {guest_dir} to the wrong directory?"
-                )));
-            }
-            let got = le_u32(&scratch, 0).unwrap_or(u32::MAX);
-            if got != fd {
-                return Err(RuntimeError::Input(format!(
-                    "reopening descriptor {fd} produced descriptor {got}; the image's descriptor table is inconsistent"
-                )));
-            }
-            if let Some(FdEntry::File(f)) = fds.get(&fd) {
-                if f.offset > 0 {
-                    let mut mem = GuestMemory::Unshared(&mut scratch);
-                    let errno = in_tokio(raw::fd_seek(
-                        ctx,
-                        &mut mem,
-                        fd as i32,
-                        f.offset as i64,
-                        WHENCE_SET,
-                        0,
-                    ))
-                    .map_err(wasi_err)?;
-                    if errno != 0 {
-                        return Err(RuntimeError::Input(format!(
-                            "cannot seek {path:?} under {guest_dir} to offset {} (WASI errno {errno})",
-                            f.offset
-                        )));
-                    }
-                }
-            }
-        }
-        let mut free = BTreeSet::new();
-        for fd in 0..=top {
-            if fds.contains_key(&fd) {
-                continue;
-            }
-            let mut mem = GuestMemory::Unshared(&mut scratch);
-            let errno = in_tokio(raw::fd_close(ctx, &mut mem, fd as i32)).map_err(wasi_err)?;
-            if errno != 0 {
-                return Err(RuntimeError::Input(format!(
-                    "cannot close descriptor {fd} while rebuilding the image's table (WASI errno {errno})"
-                )));
-            }
-            free.insert(fd);
-        }
-        let image_free: BTreeSet<u32> = state.free_fds.iter().copied().collect();
-        if free != image_free {
-            return Err(RuntimeError::Input(format!(
-                "the image's free descriptors {image_free:?} do not match its open ones (expected {free:?}); the image is damaged"
-            )));
-        }
+        let (fds, free) = super::rebuild::rebuild(ctx, state)?;
         let mut mirror = DescriptorMirror {
             argv: state.argv.clone(),
             env: state.env.clone(),
@@ -407,7 +263,40 @@ impl DescriptorMirror {
     }
 }
 
-fn wasi_err(e: wasmtime::Error) -> RuntimeError {
+/// How [`super::rebuild`] opens a descriptor: `path_open`'s flags and rights.
+pub(super) struct PathOpen {
+    pub(super) dirflags: i32,
+    pub(super) oflags: u16,
+    pub(super) rights: i64,
+    pub(super) inheriting: i64,
+    pub(super) fdflags: u16,
+}
+
+impl PathOpen {
+    /// A placeholder: the preopen's directory itself, with no rights.
+    pub(super) fn placeholder() -> PathOpen {
+        PathOpen {
+            dirflags: LOOKUP_SYMLINK_FOLLOW,
+            oflags: OFLAGS_DIRECTORY,
+            rights: RIGHTS_NONE,
+            inheriting: RIGHTS_NONE,
+            fdflags: 0,
+        }
+    }
+
+    /// An open file as it was opened, without the flags that would create or truncate it again.
+    pub(super) fn of(f: &OpenFile) -> PathOpen {
+        PathOpen {
+            dirflags: f.dirflags as i32,
+            oflags: f.oflags & !OFLAGS_CREATE_ONLY,
+            rights: f.rights_base as i64,
+            inheriting: f.rights_inheriting as i64,
+            fdflags: f.fdflags,
+        }
+    }
+}
+
+pub(super) fn wasi_err(e: wasmtime::Error) -> RuntimeError {
     RuntimeError::Input(format!(
         "WASI failed while saving or restoring descriptors: {e:#}"
     ))

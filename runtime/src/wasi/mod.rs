@@ -1,12 +1,13 @@
 //! The WASI preview1 layer: the dispatch point every call passes through ([`dispatch`]) and the
 //! descriptor mirror that lets a checkpoint record a program's open files and a restore reopen
-//! them ([`mirror`]).
+//! them ([`mirror`], with [`rebuild`] putting every descriptor back at its number).
 //!
 //! The dispatch point is generic over the store's data ([`WasiHost`]), so this module does not
 //! know what else a store holds.
 
 pub mod dispatch;
 pub mod mirror;
+pub mod rebuild;
 
 pub use dispatch::{add_to_linker, FUNCTIONS};
 pub use mirror::{restore_dirs, DescriptorMirror};
