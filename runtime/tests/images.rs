@@ -204,8 +204,7 @@ fn matrix(guest: &Guest) -> usize {
         std::fs::create_dir(&dir).expect("mkdir");
         let image = work.join(format!("{i}.ckpt"));
         let mut cmd = mvvm(*taker);
-        cmd.arg("checkpoint")
-            .arg("-t")
+        cmd.args(["checkpoint", "-q", "-t"])
             .arg(&aot)
             .arg("-o")
             .arg(&image)

@@ -246,6 +246,7 @@ pub fn program(wasm: &[u8], policy: &Policy, isa: Isa) -> Program {
 pub fn contents(p: &MemoryOutputPipe) -> Vec<u8> {
     p.contents().to_vec()
 }
+pub mod decode_fuzz;
 pub mod referee;
 
 /// Running the built command-line tools, natively and (the aarch64 build) under qemu.

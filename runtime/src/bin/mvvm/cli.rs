@@ -72,6 +72,9 @@ pub(crate) struct PlaceArgs {
     /// Preopen a host directory, seen by the guest as GUEST (default: the host path). Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     pub(crate) dirs: Vec<String>,
+    /// Print none of mvvm's own lines on success (errors and warnings still print).
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -185,6 +185,9 @@ fn run(a: RunArgs) -> Result<u8> {
         Outcome::Exited(code) => Ok(guest_status(code)),
         Outcome::Checkpointed(snap) => {
             let bytes = write_image(&program, &snap, &image, None)?;
+            if a.place.quiet {
+                return Ok(status::CHECKPOINTED);
+            }
             report_checkpoint(&snap, bytes, &image, started);
             eprintln!(
                 "mvvm: the program stopped at a checkpoint; resume it with `mvvm restore {}{}`",
@@ -276,7 +279,9 @@ fn checkpoint(a: CheckpointArgs) -> Result<u8> {
     let started = Instant::now();
     let mut write = |snap: &Snapshot| -> Result<(), RuntimeError> {
         let bytes = write_image(&program, snap, &out, a.zstd)?;
-        report_checkpoint(snap, bytes, &out, started);
+        if !a.run.place.quiet {
+            report_checkpoint(snap, bytes, &out, started);
+        }
         Ok(())
     };
     let run = if a.leave_running {
