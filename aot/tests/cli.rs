@@ -98,6 +98,11 @@ fn refused_input_gets_one_line_and_no_output() {
         ),
         ("shared", "(module (memory 1 1 shared))", "threads"),
         ("m64", "(module (memory i64 1))", "memory64"),
+        (
+            "exact",
+            r#"(module (type $t (func)) (import "m" "f" (func (exact (type $t)))))"#,
+            "custom descriptors",
+        ),
     ];
     for (name, text, proposal) in refused {
         let input = d.join(format!("{name}.wasm"));

@@ -232,6 +232,15 @@ fn statuses_a_script_can_trust() {
     assert_clear_error(&o, BAD_INPUT, "no program given");
     let o = run(Command::new(MVVM).args(["run", "--help"]));
     assert_eq!(o.status.code(), Some(0));
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(Command::new(MVVM).args(["completions", shell]));
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            script.contains("checkpoint") && script.contains("leave-running"),
+            "{shell}"
+        );
+    }
 
     let w = dir.path().join("exit200.wat");
     std::fs::write(

@@ -151,7 +151,15 @@ impl Facts<'_> {
                 )));
             }
             match imp.ty {
-                TypeRef::Func(t) | TypeRef::FuncExact(t) => {
+                // wasmtime cannot compile exact imports yet: refuse them here, like the other
+                // proposals, rather than fail later at precompilation.
+                TypeRef::FuncExact(_) => {
+                    return Err(TransformError::Unsupported {
+                        proposal: "custom descriptors",
+                        detail: format!("exact function import {}.{}", imp.module, imp.name),
+                    })
+                }
+                TypeRef::Func(t) => {
                     self.func_types.push(t);
                     self.functions.push(FunctionInfo {
                         name: Some(format!("{}.{}", imp.module, imp.name)),

@@ -56,6 +56,12 @@ pub(crate) enum Command {
     Restore(RestoreArgs),
     /// Describe an .aot file (targets, policy, sites) or an image (call stack, memory, fds).
     Inspect(InspectArgs),
+    /// Print a completion script for a shell, e.g. `mvvm completions bash > /etc/bash_completion.d/mvvm`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Where a program runs, and what it sees of the host's file system.

@@ -9,7 +9,7 @@ use mvvm_contract::SiteKind;
 use mvvm_runtime::{Isa, Program};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::io::{Read, Write as _};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 fn site_kind(k: &SiteKind) -> &'static str {
@@ -41,16 +41,7 @@ pub(crate) fn inspect(a: &InspectArgs) -> Result<()> {
     } else {
         inspect_aot(&mut out, file)?;
     }
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
+    crate::write_stdout(out.as_bytes())
 }
 
 /// Whether `file` starts like an image (otherwise it is taken for an `.aot` file).

@@ -27,6 +27,12 @@ fn main() -> ExitCode {
         Command::Checkpoint(a) => checkpoint(a),
         Command::Restore(a) => restore(a),
         Command::Inspect(a) => inspect::inspect(&a).map(|()| 0),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mvvm", &mut script);
+            write_stdout(&script).map(|()| 0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -34,6 +40,18 @@ fn main() -> ExitCode {
             eprintln!("mvvm: error: {e:#}");
             ExitCode::from(failure_status(&e))
         }
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) ends the output quietly.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
     }
 }
 
