@@ -12,7 +12,7 @@ use std::path::Path;
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"MVVMIMG\0";
 /// The image version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// A wasm page.
 pub const PAGE: usize = 65536;
 /// The most pages a 32-bit memory can have.
@@ -309,6 +309,8 @@ mod tests {
                                 rights_base: 0xff,
                                 rights_inheriting: 0xf,
                                 offset: 123,
+                                size: 456,
+                                mtime_ns: 1_700_000_000_000_000_000,
                             }),
                         ),
                     ],

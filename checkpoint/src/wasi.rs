@@ -65,6 +65,11 @@ pub struct OpenFile {
     pub rights_inheriting: u64,
     /// The file offset (0 for directories).
     pub offset: u64,
+    /// Its size in bytes when the checkpoint was taken (0 for directories): a restore refuses a
+    /// file that changed since, which the program could not expect.
+    pub size: u64,
+    /// Its modification time then, in nanoseconds since the Unix epoch (0 for directories).
+    pub mtime_ns: u64,
 }
 
 /// Progress counters of the trigger, so that a resumed program counts on from where it stopped.

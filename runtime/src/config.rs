@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub doorbell: Doorbell,
     /// Fuel limit (only for engines built with fuel).
     pub fuel: Option<u64>,
+    /// On resume: reopen files that changed since the checkpoint instead of refusing them.
+    pub allow_changed_files: bool,
 }
 
 impl Default for RunConfig {
@@ -72,6 +74,7 @@ impl Default for RunConfig {
             entry: "_start".into(),
             doorbell: Doorbell::new(),
             fuel: None,
+            allow_changed_files: false,
         }
     }
 }

@@ -245,7 +245,7 @@ impl Program {
         }
         let mut session = Session::new(self.code(), &cfg, trigger)?;
         if let Some(w) = &snap.wasi {
-            session.reopen_descriptors(w)?;
+            session.reopen_descriptors(w, cfg.allow_changed_files)?;
         }
         if keep_running.is_some() {
             session.repeat_trigger();

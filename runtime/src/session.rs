@@ -187,13 +187,17 @@ impl<'p> Session<'p> {
     }
 
     /// Rebuilds a snapshot's WASI descriptors in this session's fresh context.
-    pub(crate) fn reopen_descriptors(&mut self, wasi: &WasiState) -> Result<(), RuntimeError> {
+    pub(crate) fn reopen_descriptors(
+        &mut self,
+        wasi: &WasiState,
+        allow_changed_files: bool,
+    ) -> Result<(), RuntimeError> {
         let HostState {
             wasi: ctx,
             descriptors,
             ..
         } = self.store.data_mut();
-        *descriptors = DescriptorMirror::reopen(ctx, wasi)?;
+        *descriptors = DescriptorMirror::reopen(ctx, wasi, allow_changed_files)?;
         Ok(())
     }
 

@@ -72,7 +72,18 @@ fn copy_dir(from: &Path, to: &Path) {
     for (rel, bytes) in files(from) {
         match rel.strip_suffix('/') {
             Some(d) => std::fs::create_dir_all(to.join(d)).expect("mkdir"),
-            None => std::fs::write(to.join(rel), bytes).expect("write"),
+            None => {
+                // As `cp -p` does: a restore refuses files whose time changed.
+                std::fs::write(to.join(&rel), bytes).expect("write");
+                let modified = std::fs::metadata(from.join(&rel))
+                    .and_then(|m| m.modified())
+                    .expect("mtime");
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(to.join(&rel))
+                    .expect("open");
+                file.set_modified(modified).expect("set mtime");
+            }
         }
     }
 }
@@ -536,10 +547,10 @@ fn damaged_truncated_foreign_images_wrong_module_missing_directory() {
         "not an mvvm checkpoint image",
     );
     let mut newer = good.clone();
-    newer[8] = 2;
+    newer[8] = 99;
     assert_clear_error(
         &restore(&with("newer", &newer), &aot, Some(&dir)),
-        "image version 2",
+        "image version 99",
     );
     assert_clear_error(
         &restore(&image, &other, Some(&dir)),
@@ -740,5 +751,62 @@ fn leave_running_goes_on_exactly_and_after_stops_by_the_clock() {
     assert_eq!(
         text(&[&taken.out[..], &r.out[..]].concat()),
         text(&full.out)
+    );
+}
+
+/// Files the program had open must be as they were: a file shorter than the program's offset is
+/// refused, one that changed is refused unless `--allow-changed-files`, an unchanged copy resumes.
+#[test]
+fn files_changed_since_the_checkpoint_are_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let (aot, _) = build_aot(&guest("renumber"), &dense_policy(), w);
+    let data = w.join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    // By poll 24000 the program has written to a.txt and e.txt, and holds both open.
+    let taken = exec(
+        mvvm(Host::Native)
+            .args(["checkpoint", "-q", "-c", "24000"])
+            .arg("--dir")
+            .arg(format!("{}::/data", data.display()))
+            .arg(&aot),
+    );
+    assert_eq!(taken.code, Some(0), "{}", text(&taken.err));
+    let restore = |dir: &Path, extra: &[&str]| {
+        exec(
+            mvvm(Host::Native)
+                .arg("restore")
+                .args(extra)
+                .arg("--dir")
+                .arg(format!("{}::/data", dir.display()))
+                .arg(&aot),
+        )
+    };
+    let copy = |name: &str| {
+        let d = w.join(name);
+        copy_dir(&data, &d);
+        d
+    };
+    let short = copy("short");
+    std::fs::write(short.join("a.txt"), b"a.t").expect("truncate");
+    assert_clear_error(
+        &restore(&short, &["--allow-changed-files"]),
+        "shorter than the offset",
+    );
+    let grown = copy("grown");
+    let mut a = std::fs::read(grown.join("a.txt")).expect("a.txt");
+    a.extend_from_slice(b"someone else wrote this\n");
+    std::fs::write(grown.join("a.txt"), &a).expect("append");
+    assert_clear_error(&restore(&grown, &[]), "changed since the checkpoint");
+    let r = restore(&grown, &["--allow-changed-files"]);
+    assert_eq!(r.code, Some(0), "{}", text(&r.err));
+    let same = copy("same");
+    let r = restore(&same, &[]);
+    assert_eq!(r.code, Some(0), "{}", text(&r.err));
+    let expected =
+        std::fs::read(mvvm_tests::guests_src().join("c/renumber.expected")).expect("expected");
+    assert_eq!(
+        text(&[&taken.out[..], &r.out[..]].concat()),
+        text(&expected)
     );
 }

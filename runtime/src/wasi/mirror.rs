@@ -16,6 +16,7 @@ use mvvm_checkpoint::{FdEntry, OpenFile, Preopen, WasiState};
 use std::collections::{BTreeMap, BTreeSet};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::runtime::in_tokio;
 use wiggle::GuestMemory;
 
 const CLOCK_MONOTONIC: i32 = 1;
@@ -124,6 +125,8 @@ impl DescriptorMirror {
                         rights_base: arg(5) as u64,
                         rights_inheriting: arg(6) as u64,
                         offset: 0,
+                        size: 0,
+                        mtime_ns: 0,
                     }),
                 );
             }
@@ -215,6 +218,7 @@ impl DescriptorMirror {
                     if errno == 0 {
                         f.offset = u64::from_le_bytes(scratch[..8].try_into().unwrap_or([0; 8]));
                     }
+                    (f.size, f.mtime_ns) = file_stat(ctx, fd)?;
                 }
             }
             fds.push((fd, e));
@@ -247,8 +251,9 @@ impl DescriptorMirror {
     pub fn reopen(
         ctx: &mut WasiP1Ctx,
         state: &WasiState,
+        allow_changed_files: bool,
     ) -> Result<DescriptorMirror, RuntimeError> {
-        let (fds, free) = super::rebuild::rebuild(ctx, state)?;
+        let (fds, free) = super::rebuild::rebuild(ctx, state, allow_changed_files)?;
         let mut mirror = DescriptorMirror {
             argv: state.argv.clone(),
             env: state.env.clone(),
@@ -263,6 +268,21 @@ impl DescriptorMirror {
     }
 }
 
+/// The size and modification time (ns) of the file open at `fd`.
+pub(super) fn file_stat(ctx: &mut WasiP1Ctx, fd: u32) -> Result<(u64, u64), RuntimeError> {
+    // A WASI `filestat` is 64 bytes: size at 32, mtim at 48, both u64 little-endian.
+    let mut stat = [0u8; 64];
+    let mut mem = GuestMemory::Unshared(&mut stat);
+    let errno = in_tokio(raw::fd_filestat_get(ctx, &mut mem, fd as i32, 0)).map_err(wasi_err)?;
+    if errno != 0 {
+        return Err(RuntimeError::Input(format!(
+            "cannot read the size of descriptor {fd} (WASI errno {errno})"
+        )));
+    }
+    let word = |at: usize| u64::from_le_bytes(stat[at..at + 8].try_into().unwrap_or([0; 8]));
+    Ok((word(32), word(48)))
+}
+
 /// How [`super::rebuild`] opens a descriptor: `path_open`'s flags and rights.
 pub(super) struct PathOpen {
     pub(super) dirflags: i32,
@@ -273,6 +293,9 @@ pub(super) struct PathOpen {
 }
 
 impl PathOpen {
+    /// The `oflags` bit of a directory.
+    pub(super) const DIRECTORY: u16 = OFLAGS_DIRECTORY;
+
     /// A placeholder: the preopen's directory itself, with no rights.
     pub(super) fn placeholder() -> PathOpen {
         PathOpen {

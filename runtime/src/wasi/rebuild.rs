@@ -15,7 +15,7 @@
 //! 3. files the image has below `3 + n` are opened where their placeholder was;
 //! 4. every number the image does not use is closed, which frees exactly the image's free numbers.
 
-use super::mirror::{le_u32, wasi_err, PathOpen, REPLAY_FUEL};
+use super::mirror::{file_stat, le_u32, wasi_err, PathOpen, REPLAY_FUEL};
 use crate::error::RuntimeError;
 use mvvm_checkpoint::{FdEntry, WasiState};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,13 +41,17 @@ struct Rebuild<'c> {
     holds: BTreeMap<u32, Holder>,
     free: BTreeSet<u32>,
     scratch: Vec<u8>,
+    /// Reopen files that changed since the checkpoint instead of refusing them.
+    allow_changed_files: bool,
 }
 
 /// Rebuilds `state`'s table in `ctx`, a fresh context with `state`'s preopens in order. Returns the
-/// table and its free numbers.
+/// table and its free numbers. A file whose size or modification time differs from the
+/// checkpoint's is refused unless `allow_changed_files`; one shorter than its offset always is.
 pub(super) fn rebuild(
     ctx: &mut WasiP1Ctx,
     state: &WasiState,
+    allow_changed_files: bool,
 ) -> Result<(BTreeMap<u32, FdEntry>, BTreeSet<u32>), RuntimeError> {
     ctx.set_hostcall_fuel(REPLAY_FUEL);
     let n = state.preopens.len() as u32;
@@ -72,6 +76,7 @@ pub(super) fn rebuild(
         holds,
         free: BTreeSet::new(),
         scratch: vec![0u8; 4096 + 16],
+        allow_changed_files,
     };
     for fd in (3 + n)..=top {
         match want.get(&fd) {
@@ -299,6 +304,9 @@ impl Rebuild<'_> {
             )));
         }
         self.holds.insert(fd, Holder::File);
+        if f.oflags & PathOpen::DIRECTORY == 0 {
+            self.check_unchanged(fd, f, guest_dir)?;
+        }
         if f.offset > 0 {
             let mut mem = GuestMemory::Unshared(&mut self.scratch);
             let errno = in_tokio(raw::fd_seek(
@@ -316,6 +324,31 @@ impl Rebuild<'_> {
                     f.path, f.offset
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses a file that no longer is what the program had open: shorter than its offset (the
+    /// program would read a hole), or, unless allowed, of another size or modification time.
+    fn check_unchanged(
+        &mut self,
+        fd: u32,
+        f: &mvvm_checkpoint::OpenFile,
+        guest_dir: &str,
+    ) -> Result<(), RuntimeError> {
+        let (size, mtime_ns) = file_stat(self.ctx, fd)?;
+        let name = format!("{guest_dir}/{}", f.path);
+        if size < f.offset {
+            return Err(RuntimeError::Input(format!(
+                "{name} is {size} bytes, shorter than the offset {} the program had reached; it changed since the checkpoint, so the image cannot resume",
+                f.offset
+            )));
+        }
+        if (size, mtime_ns) != (f.size, f.mtime_ns) && !self.allow_changed_files {
+            return Err(RuntimeError::Input(format!(
+                "{name} changed since the checkpoint ({} bytes then, {size} now, or modified since); restore the files as they were, or pass --allow-changed-files",
+                f.size
+            )));
         }
         Ok(())
     }

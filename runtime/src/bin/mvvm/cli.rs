@@ -168,6 +168,10 @@ pub(crate) struct RestoreArgs {
     /// The image (default: APP.ckpt beside APP.aot).
     #[arg(short = 'i', long = "image", value_name = "IMAGE")]
     pub(crate) image: Option<PathBuf>,
+    /// Resume even if an open file's size or modification time changed since the checkpoint (a
+    /// file shorter than where the program had read or written to is refused all the same).
+    #[arg(long)]
+    pub(crate) allow_changed_files: bool,
     /// The program the image was taken from.
     #[arg(value_name = "APP")]
     pub(crate) app: Option<PathBuf>,

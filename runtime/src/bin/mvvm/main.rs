@@ -359,6 +359,7 @@ fn restore(a: RestoreArgs) -> Result<u8> {
     );
     let cfg = RunConfig {
         dirs,
+        allow_changed_files: a.allow_changed_files,
         ..RunConfig::default()
     };
     match program
