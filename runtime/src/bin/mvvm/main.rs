@@ -197,7 +197,10 @@ fn run(a: RunArgs) -> Result<u8> {
     cfg.doorbell
         .ring_on_signal(signal_hook::consts::SIGUSR1)
         .context("cannot listen for SIGUSR1")?;
-    let _record = runs::RunFile::create(&target, &image)?;
+    // Without a run file the program still runs and answers SIGUSR1; only `--pid` cannot find it.
+    let _record = runs::RunFile::create(&target, &image)
+        .map_err(|e| spdlog::warn!("{e:#}; `mvvm checkpoint --pid` will not find this run"))
+        .ok();
     let started = Instant::now();
     match program.run(&cfg, Trigger::None)?.outcome {
         Outcome::Exited(code) => Ok(guest_status(code)),
