@@ -65,6 +65,9 @@ const TARGET_FLAG: &str = "--target=wasm32-wasi";
 const OPT_FLAGS: &[&str] = &["-O2"];
 const OWN_WARN: &[&str] = &["-Wall", "-Wextra"];
 const THIRD_PARTY_WARN: &[&str] = &["-w"];
+/// The link flags. A program is linked in a command of its own, without `-O`: on an optimizing
+/// link clang runs binaryen's `wasm-opt` when it is installed, and `wasm-opt` drops the name
+/// section that `-f NAME` and backtraces read, so the guests would differ with the machine.
 const LDFLAGS: &[&str] = &["-Wl,-z,stack-size=1048576"];
 const SIMD_FLAGS: &[&str] = &["-msimd128"];
 const SQLITE_DEFS: &[&str] = &[
@@ -190,7 +193,7 @@ fn main() {
         v
     };
 
-    // phase 1: third-party objects and the single-file programs; phase 2: links
+    // phase 1: every object (third-party and the programs'); phase 2: the links
     let mut phase1: Vec<Job> = Vec::new();
     let mut phase2: Vec<Job> = Vec::new();
 
@@ -271,31 +274,35 @@ fn main() {
         );
     }
 
-    // ---- the programs ----
+    // ---- the programs: compiled in phase 1, linked in phase 2 (see LINK_FLAGS) ----
     for (c_file, dst, label) in c_progs {
         let name = stem(&c_file);
         let lib = Lib::of_program(&name).map(|l| &libs[&l]);
-        let mut args = base(OWN_WARN);
+        let obj = obj_dir.join(format!("program-{}.o", label.replace('/', "-")));
+        let mut compile = base(OWN_WARN);
         if name.starts_with("simd") {
-            args.extend(SIMD_FLAGS.iter().map(OsString::from));
+            compile.extend(SIMD_FLAGS.iter().map(OsString::from));
         }
         if let Some(lib) = lib {
-            args.extend(lib.guest_flags.iter().cloned());
+            compile.extend(lib.guest_flags.iter().cloned());
         }
-        args.extend(LDFLAGS.iter().map(OsString::from));
-        args.push(c_file.into_os_string());
+        compile.push("-c".into());
+        compile.push(c_file.into_os_string());
+        compile.push("-o".into());
+        compile.push(obj.clone().into_os_string());
+        phase1.push(Job::new(&cc, compile, label.clone()));
+
+        let mut link: Vec<OsString> =
+            vec![TARGET_FLAG.into(), flag_with_path("--sysroot=", &sysroot)];
+        link.extend(LDFLAGS.iter().map(OsString::from));
+        link.push(obj.into_os_string());
         if let Some(lib) = lib {
-            args.extend(lib.objs.iter().map(|o| o.clone().into_os_string()));
-            args.extend(lib.link.iter().map(OsString::from));
+            link.extend(lib.objs.iter().map(|o| o.clone().into_os_string()));
+            link.extend(lib.link.iter().map(OsString::from));
         }
-        args.push("-o".into());
-        args.push(dst.into_os_string());
-        let job = Job::new(&cc, args, label);
-        if lib.is_some() {
-            phase2.push(job);
-        } else {
-            phase1.push(job);
-        }
+        link.push("-o".into());
+        link.push(dst.into_os_string());
+        phase2.push(Job::new(&cc, link, format!("{label} (link)")));
     }
 
     let jobs = env::var("NUM_JOBS")

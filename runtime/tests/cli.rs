@@ -303,6 +303,27 @@ fn inspect_json_and_a_closed_pipe() {
             .expect("pipe");
         assert!(check.wait().expect("wait").success(), "json.tool: {text}");
     }
+    // --functions: the indices and names `-f` takes, as text and as JSON; not for an image.
+    let o = run(Command::new(MVVM)
+        .args(["inspect", "--functions"])
+        .arg(&aot));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim() == "3  mix  (instrumented, entry site)"),
+        "{listed}"
+    );
+    let o = run(Command::new(MVVM)
+        .args(["inspect", "--json", "--functions"])
+        .arg(&aot));
+    let value: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(value["functions"]["list"][3]["name"], "mix", "{value}");
+    assert_eq!(value["functions"]["list"][3]["entry_site"], true, "{value}");
+    let o = run(Command::new(MVVM)
+        .args(["inspect", "--functions"])
+        .arg(&image));
+    assert_clear_error(&o, BAD_INPUT, "give it the .aot");
     // `| head -1`: the reader goes away after one line.
     let mut child = Command::new(MVVM)
         .arg("inspect")
@@ -327,6 +348,25 @@ fn bad_input_gets_one_clear_line() {
         .args(["run", "-t"])
         .arg(d.join("missing.aot")));
     assert_clear_error(&o, BAD_INPUT, "no such file");
+
+    // -f NAME on a module without a name section says why names cannot work.
+    let nameless = d.join("nameless.wat");
+    std::fs::write(
+        &nameless,
+        "(module (func) (func (export \"_start\") call 0))",
+    )
+    .expect("write");
+    let nameless_aot = d.join("nameless.aot");
+    build_aot(
+        &nameless,
+        &demo_policy(),
+        &[Target::Pulley64],
+        &nameless_aot,
+    );
+    let o = run(Command::new(MVVM)
+        .args(["checkpoint", "--isa", "pulley64", "-f", "main"])
+        .arg(&nameless_aot));
+    assert_clear_error(&o, BAD_INPUT, "its name section is gone");
 
     // A good .aot, then truncated, damaged and foreign versions of it.
     let good = d.join("good.aot");

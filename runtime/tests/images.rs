@@ -160,6 +160,12 @@ fn matrix(guest: &Guest) -> usize {
     let (aot, program) = build_aot(guest, &dense_policy(), work);
     let (total, (func, nth)) = trigger_points(guest, &program);
     assert!(total > 4, "{}: only {total} polls", guest.name);
+    // `-f` by the function's name where the module has a name section (every guest built here)
+    let func_spec = program.info.functions[func as usize]
+        .name
+        .clone()
+        .unwrap_or_else(|| func.to_string());
+    assert_eq!(program.info.resolve_function(&func_spec), Some(func));
 
     let ref_dir = work.join("ref");
     std::fs::create_dir(&ref_dir).expect("mkdir");
@@ -199,7 +205,7 @@ fn matrix(guest: &Guest) -> usize {
         ),
         (
             Host::Native,
-            vec!["-f".into(), func.to_string(), "-x".into(), nth.to_string()],
+            vec!["-f".into(), func_spec.clone(), "-x".into(), nth.to_string()],
             &native_restores,
         ),
         (
@@ -344,6 +350,79 @@ fn demo_checkpoint_f3_x7_restores_on_pulley_and_aarch64() {
     let a = Image::read(&work.path().join("p-3.ckpt")).expect("image");
     let b = Image::read(&work.path().join("p-mix.ckpt")).expect("image");
     assert_eq!(a.snapshot.frames, b.snapshot.frames);
+}
+
+/// `mvvm checkpoint -t sqlite_main.aot -f main`: a C guest stopped at the entry of `main`, found
+/// by name in the name section the guest build keeps, finishes on pulley64 and on aarch64.
+#[test]
+fn a_c_guest_checkpointed_at_main_by_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let sqlite = guest("sqlite_main");
+    let (aot, program) = build_aot(&sqlite, &dense_policy(), work.path());
+    assert!(
+        program.info.resolve_function("main").is_some(),
+        "sqlite_main has no function named main"
+    );
+    let dir = |name: &str| {
+        let d = work.path().join(name);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        d
+    };
+    let mut cmd = mvvm(Host::Native);
+    cmd.arg("run").arg("-t").arg(&aot);
+    guest_flags(&mut cmd, &sqlite, &dir("run"));
+    let full = exec(&mut cmd);
+    assert_eq!(full.code, Some(sqlite.exit), "run: {}", text(&full.err));
+    let image = work.path().join("main.ckpt");
+    let mut cmd = mvvm(Host::Native);
+    cmd.args(["checkpoint", "-q", "-f", "main", "-t"])
+        .arg(&aot)
+        .arg("-o")
+        .arg(&image);
+    guest_flags(&mut cmd, &sqlite, &dir("ckpt"));
+    let taken = exec(&mut cmd);
+    assert_eq!(
+        taken.code,
+        Some(0),
+        "checkpoint -f main: {}",
+        text(&taken.err)
+    );
+    let shown = text(
+        &exec(
+            mvvm(Host::Native)
+                .arg("inspect")
+                .arg(&image)
+                .arg("-t")
+                .arg(&aot),
+        )
+        .out,
+    );
+    assert!(
+        shown.contains("main"),
+        "the image's top frame is main: {shown}"
+    );
+    for (host, isa) in [(Host::Native, "pulley64"), (Host::Aarch64, "native")] {
+        let restore_dir = dir(&format!("restore-{host:?}"));
+        copy_dir(&dir("ckpt"), &restore_dir);
+        let mut cmd = mvvm(host);
+        cmd.arg("restore")
+            .arg("-t")
+            .arg(&aot)
+            .arg("-i")
+            .arg(&image)
+            .args(["--isa", isa]);
+        if sqlite.data_dir {
+            cmd.arg("--dir")
+                .arg(format!("{}::/data", restore_dir.display()));
+        }
+        let r = exec(&mut cmd);
+        assert_eq!(r.code, full.code, "{host:?} {isa}: {}", text(&r.err));
+        assert_eq!(
+            text(&[&taken.out[..], &r.out[..]].concat()),
+            text(&full.out),
+            "-f main restored by {host:?} --isa {isa}"
+        );
+    }
 }
 
 /// How a test stops a running program from outside.

@@ -150,26 +150,32 @@ done
 # every c/*.c is one guest, every bench/*.c one workload; sqlite_* are linked
 # last, once sqlite3.o is done
 SQLITE_GUESTS=()
+# A program is compiled with -O2 and linked without it: on an optimizing link clang runs
+# wasm-opt when binaryen is installed, and wasm-opt drops the name section.
 build_c() { # source.c output.wasm
-  local f="$1" out="$2" n
+  local f="$1" out="$2" n obj
   n="$(basename "$f" .c)"
+  obj="$OUT/obj/program-$(basename "$(dirname "$out")")-$n.o"
   case "$n" in
-    sqlite_*) SQLITE_GUESTS+=("$f" "$out") ;;
-    lua_*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${LUA_DEFS[@]}" -I"$LUA_SRC" \
-      "${LDFLAGS[@]}" "$f" "${LUA_OBJS[@]}" "${LUA_LIBS[@]}" -o "$out" ;;
-    zlib_*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${ZLIB_DEFS[@]}" -I"$ZLIB_SRC" \
-      "${LDFLAGS[@]}" "$f" "${ZLIB_OBJS[@]}" -o "$out" ;;
-    simd*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SIMD_FLAGS[@]}" "${LDFLAGS[@]}" \
-      "$f" -o "$out" ;;
-    *) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${LDFLAGS[@]}" "$f" -o "$out" ;;
+    sqlite_*) SQLITE_GUESTS+=("$f" "$out"); return ;;
+    lua_*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${LUA_DEFS[@]}" -I"$LUA_SRC" -c "$f" -o "$obj"
+      run "$CC" "${TARGET_FLAGS[@]}" "${LDFLAGS[@]}" "$obj" "${LUA_OBJS[@]}" "${LUA_LIBS[@]}" -o "$out" ;;
+    zlib_*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${ZLIB_DEFS[@]}" -I"$ZLIB_SRC" -c "$f" -o "$obj"
+      run "$CC" "${TARGET_FLAGS[@]}" "${LDFLAGS[@]}" "$obj" "${ZLIB_OBJS[@]}" -o "$out" ;;
+    simd*) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SIMD_FLAGS[@]}" -c "$f" -o "$obj"
+      run "$CC" "${TARGET_FLAGS[@]}" "${LDFLAGS[@]}" "$obj" -o "$out" ;;
+    *) run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" -c "$f" -o "$obj"
+      run "$CC" "${TARGET_FLAGS[@]}" "${LDFLAGS[@]}" "$obj" -o "$out" ;;
   esac
 }
 for f in "$HERE"/c/*.c; do build_c "$f" "$OUT/$(basename "$f" .c).wasm"; done
 for f in "$HERE"/bench/*.c; do build_c "$f" "$OUT/bench/$(basename "$f" .c).wasm"; done
 wait "$SQLITE_PID"
 for ((i = 0; i < ${#SQLITE_GUESTS[@]}; i += 2)); do
-  run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SQLITE_DEFS[@]}" -I"$SQLITE_SRC" "${LDFLAGS[@]}" \
-    "${SQLITE_GUESTS[i]}" "$OUT/obj/sqlite3.o" "${SQLITE_LIBS[@]}" -o "${SQLITE_GUESTS[i + 1]}"
+  f="${SQLITE_GUESTS[i]}" out="${SQLITE_GUESTS[i + 1]}"
+  obj="$OUT/obj/program-$(basename "$(dirname "$out")")-$(basename "$f" .c).o"
+  run "$CC" "${TARGET_FLAGS[@]}" "${OPT_FLAGS[@]}" "${OWN_WARN[@]}" "${SQLITE_DEFS[@]}" -I"$SQLITE_SRC" -c "$f" -o "$obj"
+  run "$CC" "${TARGET_FLAGS[@]}" "${LDFLAGS[@]}" "$obj" "$OUT/obj/sqlite3.o" "${SQLITE_LIBS[@]}" -o "$out"
 done
 
 # ---- WAT guests (build.rs uses the `wat` crate instead)

@@ -188,6 +188,9 @@ pub(crate) struct InspectArgs {
     /// Print JSON instead (its shape is in docs/INSPECT.md).
     #[arg(long)]
     pub(crate) json: bool,
+    /// For an .aot file: list every function with its index and name, the names `-f` takes.
+    #[arg(long)]
+    pub(crate) functions: bool,
 }
 
 /// An ISA name: `native`, `pulley64`, or the host's own (`x86_64`, `aarch64`); an `.aot` holds

@@ -1,7 +1,7 @@
 //! `mvvm inspect`: what an `.aot` file or an image holds, printed for a person.
 
 use crate::cli::InspectArgs;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use mvvm_checkpoint::image::{is_image, PAGE};
 use mvvm_checkpoint::{FdEntry, Image};
 use mvvm_contract::container::AotFile;
@@ -31,15 +31,18 @@ pub(crate) fn inspect(a: &InspectArgs) -> Result<()> {
     let target = a.target.as_deref();
     let mut out = String::new();
     if is_image_file(file)? {
+        if a.functions {
+            bail!("--functions lists an .aot file's functions; give it the .aot, not an image");
+        }
         if a.json {
             out = json_image(file, target)?;
         } else {
             inspect_image(&mut out, file, target)?;
         }
     } else if a.json {
-        out = json_aot(file)?;
+        out = json_aot(file, a.functions)?;
     } else {
-        inspect_aot(&mut out, file)?;
+        inspect_aot(&mut out, file, a.functions)?;
     }
     crate::write_stdout(out.as_bytes())
 }
@@ -193,7 +196,7 @@ fn json_wasi(w: &mvvm_checkpoint::WasiState) -> Value {
 }
 
 /// The `--json` form of an `.aot` file (docs/INSPECT.md).
-fn json_aot(file: &Path) -> Result<String> {
+fn json_aot(file: &Path, list: bool) -> Result<String> {
     let aot = AotFile::read(file)?;
     let info = &aot.info;
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
@@ -206,7 +209,7 @@ fn json_aot(file: &Path) -> Result<String> {
         .map(|a| json!({"triple": a.target.triple(), "bytes": a.bytes.len()}))
         .collect();
     let p = &info.policy;
-    let value = json!({
+    let mut value = json!({
         "kind": "aot",
         "file": file.display().to_string(),
         "producer": aot.producer,
@@ -229,6 +232,9 @@ fn json_aot(file: &Path) -> Result<String> {
         },
         "sites": {"total": info.sites.len(), "by_kind": kinds},
     });
+    if list {
+        value["functions"]["list"] = serde_json::to_value(function_list(info))?;
+    }
     Ok(serde_json::to_string_pretty(&value)? + "\n")
 }
 
@@ -367,7 +373,7 @@ fn inspect_image(out: &mut String, file: &Path, target: Option<&Path>) -> Result
     Ok(())
 }
 
-fn inspect_aot(out: &mut String, file: &Path) -> Result<()> {
+fn inspect_aot(out: &mut String, file: &Path, list: bool) -> Result<()> {
     let aot = AotFile::read(file)?;
     let info = &aot.info;
     let instrumented = info.functions.iter().filter(|f| f.instrumented).count();
@@ -424,9 +430,50 @@ fn inspect_aot(out: &mut String, file: &Path) -> Result<()> {
         info.imported_funcs,
         instrumented
     )?;
+    if list {
+        for f in function_list(info) {
+            let name = f.name.unwrap_or("-");
+            let entry = if f.entry_site { ", entry site" } else { "" };
+            writeln!(out, "  {:>6}  {name}  ({}{entry})", f.index, f.what)?;
+        }
+    }
     writeln!(out, "sites:        {}", info.sites.len())?;
     for (k, n) in kinds {
         writeln!(out, "  {k:<28} {n}")?;
     }
     Ok(())
+}
+
+/// One line of `--functions`.
+#[derive(serde::Serialize)]
+struct ListedFunction<'a> {
+    index: usize,
+    name: Option<&'a str>,
+    /// "imported", "instrumented" or "not instrumented"
+    what: &'static str,
+    /// Whether `-f` can stop at its entry.
+    entry_site: bool,
+}
+
+fn function_list(info: &mvvm_contract::ModuleInfo) -> Vec<ListedFunction<'_>> {
+    let entries: std::collections::BTreeSet<u32> = info
+        .sites
+        .iter()
+        .filter(|s| s.kind == SiteKind::Entry)
+        .map(|s| s.func)
+        .collect();
+    info.functions
+        .iter()
+        .enumerate()
+        .map(|(index, f)| ListedFunction {
+            index,
+            name: f.name.as_deref(),
+            what: match (f.imported, f.instrumented) {
+                (true, _) => "imported",
+                (false, true) => "instrumented",
+                (false, false) => "not instrumented",
+            },
+            entry_site: entries.contains(&(index as u32)),
+        })
+        .collect()
 }

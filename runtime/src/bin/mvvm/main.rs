@@ -254,8 +254,15 @@ fn report_checkpoint(snap: &Snapshot, bytes: u64, path: &Path, started: Instant)
 fn trigger(a: &CheckpointArgs, info: &ModuleInfo) -> Result<Trigger> {
     if let Some(spec) = &a.function {
         let func = info.resolve_function(spec).with_context(|| {
+            let named = info.functions.iter().any(|f| !f.imported && f.name.is_some());
+            let names = if named {
+                "or a name from its name section"
+            } else {
+                "its name section is gone, so only indices work: keep names when building it, e.g. \
+                 link without -O, since clang then runs wasm-opt, which drops them"
+            };
             format!(
-                "-f {spec}: no such function (the module has {} functions, imports first; or a name from its name section)",
+                "-f {spec}: no such function (the module has {} functions, imports first; {names}; `mvvm inspect --functions APP.aot` lists them)",
                 info.functions.len()
             )
         })?;
