@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use mvvm_aot::build::{build, BuildError};
+use mvvm_aot::build::{build_reporting, BuildError, Step};
 use mvvm_contract::file::{atomic_write_as, Access};
 use mvvm_contract::status;
 use mvvm_contract::{EngineOptions, Policy, Target};
@@ -60,13 +60,16 @@ struct Cli {
     /// Print nothing on success (errors are still printed).
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Say more on stderr: -v info, -vv debug, -vvv trace (as SPDLOG_LEVEL does; the more
+    /// verbose of the two wins).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Input module: `.wasm` binary or `.wat` text.
     #[arg(value_name = "IN.wasm|IN.wat")]
     input: PathBuf,
 }
 
 fn main() -> ExitCode {
-    mvvm_contract::logging::init("mvvm-aot");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    mvvm_contract::logging::init("mvvm-aot", cli.verbose);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, e)) => {
@@ -117,7 +121,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         opt_level: cli.opt_level,
         fuel: false,
     };
-    let aot = match build(&wasm, &policy, &targets, &engine) {
+    let mut progress = Progress::new(cli.quiet);
+    let built = build_reporting(&wasm, &policy, &targets, &engine, &mut |s| progress.step(s));
+    progress.finish();
+    let aot = match built {
         Ok(aot) => aot,
         Err(e @ BuildError::Transform(_)) => {
             return bad_input(Err(
@@ -156,6 +163,52 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Where a build is: a spinner line on a terminal (redrawn in place and cleared at the end), an
+/// info log line per step (`-v`), and nothing when stderr is a pipe or with `-q`.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    fn step(&mut self, step: Step) {
+        let what = match step {
+            Step::Instrument => "instrumenting".to_string(),
+            Step::Compile { target, index, of } => {
+                format!("compiling for {} ({index}/{of})", target.triple())
+            }
+        };
+        let at = self.started.elapsed().as_secs_f64();
+        let log = || spdlog::info!("{what} (at {at:.1} s)");
+        match &self.bar {
+            Some(bar) => {
+                bar.suspend(log);
+                bar.set_message(format!("mvvm-aot: {what}"));
+            }
+            None => log(),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The targets named by `--target` flags, deduplicated; all three if none.

@@ -80,6 +80,18 @@ fn refused_input_gets_one_line_and_no_output() {
     let o = mvvm_aot(&["--target", "pulley64"], &out, &d.join("ok.wat"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).starts_with("mvvm-aot: wrote "), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).lines().count(),
+        1,
+        "piped: no progress: {}",
+        stderr(&o)
+    );
+    let o = mvvm_aot(&["-v", "--target", "pulley64"], &out, &d.join("ok.wat"));
+    assert!(
+        stderr(&o).contains("mvvm-aot: info: compiling for pulley64 (1/1)"),
+        "-v: {}",
+        stderr(&o)
+    );
     let o = mvvm_aot(&["-q", "--target", "pulley64"], &out, &d.join("ok.wat"));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     // An .aot is readable as the umask allows, like any output.
@@ -117,4 +129,31 @@ fn refused_input_gets_one_line_and_no_output() {
     let o = mvvm_aot(&[], &out, &d.join("trunc.wasm"));
     assert_clear_error(&o, BAD_INPUT, "not a valid WebAssembly module");
     assert!(!out.exists(), "no output on failure");
+}
+
+/// On a terminal, `mvvm-aot` shows which step it is at and clears that line before its last one.
+/// The terminal is a pseudo-terminal made by `script` (util-linux, in every Debian install).
+#[test]
+fn progress_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("p.aot");
+    let command = format!(
+        "{MVVM_AOT} --enable-checkpoint -o {} {}",
+        out.display(),
+        demo_wat().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs mvvm-aot on a pseudo-terminal");
+    let seen = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{seen}");
+    assert!(
+        seen.contains("mvvm-aot: instrumenting") || seen.contains("mvvm-aot: compiling for"),
+        "no progress on a terminal: {seen:?}"
+    );
+    let last = seen.trim_end().rsplit('\r').next().unwrap_or_default();
+    assert!(last.contains("mvvm-aot: wrote "), "the last line: {seen:?}");
+    assert!(out.exists());
 }

@@ -2,6 +2,7 @@
 //! goes, and when it stops for a checkpoint. Plain data, so every other module may use it.
 
 use crate::doorbell::Doorbell;
+use mvvm_contract::logging::OpenLine;
 use std::path::PathBuf;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -61,6 +62,9 @@ pub struct RunConfig {
     pub fuel: Option<u64>,
     /// On resume: reopen files that changed since the checkpoint instead of refusing them.
     pub allow_changed_files: bool,
+    /// Set while the guest's last write to the process's stderr left a line open, so that the
+    /// tool's own lines start on a fresh one (see [`OpenLine`]).
+    pub stderr_line: OpenLine,
 }
 
 impl Default for RunConfig {
@@ -75,6 +79,7 @@ impl Default for RunConfig {
             doorbell: Doorbell::new(),
             fuel: None,
             allow_changed_files: false,
+            stderr_line: OpenLine::default(),
         }
     }
 }

@@ -234,6 +234,7 @@ impl Program {
                 "this module is not instrumented; it cannot be resumed".into(),
             ));
         }
+        let started = std::time::Instant::now();
         mvvm_restore::check_module(self.module_hash, snap)?;
         crate::checkpoint::frames::check_frames(&self.info, &snap.frames)
             .map_err(RuntimeError::Input)?;
@@ -251,12 +252,13 @@ impl Program {
             session.repeat_trigger();
         }
         session.arm_resume(snap)?;
-        let run = session.drive(&snap.entry, keep_running)?;
-        if !session.rewound() {
+        let mut run = session.drive(&snap.entry, keep_running)?;
+        let Some(rewound_at) = session.rewound_at() else {
             return Err(RuntimeError::Trap(
                 "the program finished without reaching the checkpointed site; the image does not match this module".into(),
             ));
-        }
+        };
+        run.resume_time = Some(rewound_at.duration_since(started));
         Ok(run)
     }
 

@@ -31,6 +31,9 @@ pub struct Run {
     /// For a checkpoint: the time from the poll that fired to the snapshot in hand (unwinding the
     /// stack and copying memory, globals, tables and WASI state).
     pub stop_time: Option<Duration>,
+    /// For a resumed run: the time from the image in hand to the guest running on from its
+    /// checkpoint (instantiating, reopening files and rewinding the frames).
+    pub resume_time: Option<Duration>,
 }
 
 /// Called with every checkpoint of a run that goes on after it (`mvvm checkpoint
@@ -107,7 +110,9 @@ impl<'p> Session<'p> {
         let state = HostState {
             wasi: wasi_context(cfg)?,
             checkpoint: CheckpointState::new(code.info.clone(), trigger, cfg.doorbell.clone()),
-            descriptors: DescriptorMirror::new(&cfg.argv, &cfg.env, &cfg.dirs),
+            descriptors: DescriptorMirror::new(&cfg.argv, &cfg.env, &cfg.dirs).watching_stderr(
+                matches!(cfg.stderr, Output::Inherit).then(|| cfg.stderr_line.clone()),
+            ),
         };
         let mut store = Store::new(code.engine, state);
         if let Some(f) = cfg.fuel {
@@ -169,9 +174,9 @@ impl<'p> Session<'p> {
         self.store.data_mut().checkpoint.repeat();
     }
 
-    /// Whether a rewind armed by [`Session::arm_resume`] reached its innermost site.
-    pub(crate) fn rewound(&self) -> bool {
-        self.store.data().checkpoint.rewound
+    /// When a rewind armed by [`Session::arm_resume`] reached its innermost site, if it did.
+    pub(crate) fn rewound_at(&self) -> Option<std::time::Instant> {
+        self.store.data().checkpoint.rewound_at
     }
 
     /// Runs the module's start function, if it had one, with checkpoints suspended: instantiation
@@ -197,7 +202,9 @@ impl<'p> Session<'p> {
             descriptors,
             ..
         } = self.store.data_mut();
-        *descriptors = DescriptorMirror::reopen(ctx, wasi, allow_changed_files)?;
+        let stderr_line = descriptors.stderr_line();
+        *descriptors =
+            DescriptorMirror::reopen(ctx, wasi, allow_changed_files)?.watching_stderr(stderr_line);
         Ok(())
     }
 
@@ -290,6 +297,7 @@ impl<'p> Session<'p> {
             outcome,
             polls: self.polls(),
             stop_time,
+            resume_time: None,
         }
     }
 

@@ -501,3 +501,75 @@ fn a_trap_exits_134_with_the_trap() {
     assert_eq!(o.status.code(), Some(i32::from(TRAP)));
     assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
 }
+
+/// mvvm's own lines never land inside a line the guest left open on stderr, and `-v` shows what
+/// mvvm does: the checkpoint and restore lines start on a line of their own.
+#[test]
+fn own_lines_start_on_a_line_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wat = dir.path().join("half.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "working...")
+  (data (i32.const 32) "done")
+  (func $say (param $at i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $at))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func $tick)
+  (func (export "_start") (local $i i32)
+    (call $say (i32.const 16) (i32.const 10))
+    (loop $again
+      (call $tick)
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 100))))
+    (call $say (i32.const 32) (i32.const 4))))"#,
+    )
+    .expect("write");
+    let aot = dir.path().join("half.aot");
+    build_aot(&wat, &demo_policy(), &[Target::Pulley64], &aot);
+    let taken = run(Command::new(MVVM)
+        .args(["checkpoint", "--isa", "pulley64", "-f", "tick", "-x", "50"])
+        .arg(&aot));
+    assert_eq!(taken.status.code(), Some(0), "{}", stderr(&taken));
+    assert!(
+        stderr(&taken).starts_with("working...\nmvvm: checkpoint: "),
+        "{:?}",
+        stderr(&taken)
+    );
+    let restored = run(Command::new(MVVM)
+        .args(["restore", "-v", "--isa", "pulley64"])
+        .arg(&aot));
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    let err = stderr(&restored);
+    assert!(err.starts_with("mvvm: info: restoring "), "{err:?}");
+    assert!(err.contains("\ndone\nmvvm: restore: "), "{err:?}");
+    assert!(err.contains("resumed on pulley64"), "{err:?}");
+    // SPDLOG_LEVEL cannot make -v quieter; it can say more without -v.
+    let both = run(Command::new(MVVM)
+        .env("SPDLOG_LEVEL", "error")
+        .args(["restore", "-q", "-v", "--isa", "pulley64"])
+        .arg(&aot));
+    assert!(
+        stderr(&both).starts_with("mvvm: info: restoring "),
+        "{:?}",
+        stderr(&both)
+    );
+    let env_only = run(Command::new(MVVM)
+        .env("SPDLOG_LEVEL", "info")
+        .args(["restore", "-q", "--isa", "pulley64"])
+        .arg(&aot));
+    assert!(
+        stderr(&env_only).starts_with("mvvm: info: restoring "),
+        "{:?}",
+        stderr(&env_only)
+    );
+    // Without -v, no info line; with -q, nothing of mvvm's at all.
+    let quiet = run(Command::new(MVVM)
+        .args(["restore", "-q", "--isa", "pulley64"])
+        .arg(&aot));
+    assert_eq!(stderr(&quiet), "done", "{:?}", stderr(&quiet));
+}

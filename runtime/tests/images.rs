@@ -235,8 +235,7 @@ fn matrix(guest: &Guest) -> usize {
             let rdir = work.join(format!("restore{i}-{j}"));
             copy_dir(&dir, &rdir);
             let mut cmd = mvvm(*host);
-            cmd.arg("restore")
-                .arg("-t")
+            cmd.args(["restore", "-q", "-t"])
                 .arg(&aot)
                 .arg("-i")
                 .arg(&image)

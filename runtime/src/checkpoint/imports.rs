@@ -39,7 +39,7 @@ fn poll<T: HasCheckpointState>(mut c: Caller<'_, T>, arg: i32) -> wasmtime::Resu
                     ck.rewinding.len()
                 );
             }
-            ck.rewound = true;
+            ck.rewound_at = Some(std::time::Instant::now());
             let patches = std::mem::take(&mut ck.patches);
             let cd = ck.countdown();
             for (t, i, old) in patches.into_iter().rev() {

@@ -47,8 +47,8 @@ pub struct CheckpointState {
     /// The module's tail calls (indirect ones reach only address-taken functions), built by the
     /// first rewind that needs them, so that a run that never rewinds does not pay for them.
     tail_graph: std::sync::OnceLock<TailGraph>,
-    /// Whether a rewind finished (the innermost site was reached).
-    pub rewound: bool,
+    /// When a rewind finished (the innermost site was reached).
+    pub rewound_at: Option<std::time::Instant>,
     tail_target: Option<u32>,
     /// Tail calls re-issued since the last frame was restored (bounded: see `restore_frame`).
     tail_hops: usize,
@@ -86,7 +86,7 @@ impl CheckpointState {
             rewinding: Vec::new(),
             funcs: None,
             tail_graph: std::sync::OnceLock::new(),
-            rewound: false,
+            rewound_at: None,
             tail_target: None,
             tail_hops: 0,
             patches: Vec::new(),
@@ -184,7 +184,7 @@ impl CheckpointState {
     /// Sets the frames to rewind (innermost first, as unwound).
     pub fn set_rewind(&mut self, frames: Vec<Frame>) {
         self.rewinding = frames;
-        self.rewound = false;
+        self.rewound_at = None;
         self.tail_hops = 0;
     }
 

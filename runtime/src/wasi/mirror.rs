@@ -13,6 +13,7 @@
 use crate::config::DirMap;
 use crate::error::RuntimeError;
 use mvvm_checkpoint::{FdEntry, OpenFile, Preopen, WasiState};
+use mvvm_contract::logging::OpenLine;
 use std::collections::{BTreeMap, BTreeSet};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -40,6 +41,8 @@ pub struct DescriptorMirror {
     free: BTreeSet<u32>,
     /// Added to every monotonic clock reading, so that a restored program's clock never runs back.
     clock_offset_ns: u64,
+    /// Where to record whether the guest left a line open on the process's stderr.
+    stderr_line: Option<OpenLine>,
 }
 
 pub(super) fn le_u32(mem: &[u8], at: i64) -> Option<u32> {
@@ -53,6 +56,26 @@ fn guest_str(mem: &[u8], ptr: i64, len: i64) -> Option<String> {
     let l = usize::try_from(len).ok()?;
     let b = mem.get(p..p.checked_add(l)?)?;
     Some(String::from_utf8_lossy(b).into_owned())
+}
+
+/// The last byte an `fd_write(fd, iovs, iovs_len, nwritten)` that succeeded wrote, if any.
+fn last_written(mem: &[u8], args: &[i64]) -> Option<u8> {
+    let (iovs, count) = (*args.get(1)?, u32::try_from(*args.get(2)?).ok()?);
+    let mut left = le_u32(mem, *args.get(3)?)?;
+    let mut last = None;
+    for i in 0..i64::from(count) {
+        if left == 0 {
+            break;
+        }
+        let at = iovs.checked_add(i * 8)?;
+        let (buf, len) = (le_u32(mem, at)?, le_u32(mem, at + 4)?);
+        let used = len.min(left);
+        if used > 0 {
+            last = mem.get(buf as usize + used as usize - 1).copied();
+        }
+        left -= used;
+    }
+    last
 }
 
 /// Joins `rel` onto `base` and folds `.` and `..` (never above the preopen).
@@ -97,7 +120,20 @@ impl DescriptorMirror {
             fds,
             free: BTreeSet::new(),
             clock_offset_ns: 0,
+            stderr_line: None,
         }
+    }
+
+    /// Where the mirror records whether the guest's stderr line is open, if anywhere.
+    pub fn stderr_line(&self) -> Option<OpenLine> {
+        self.stderr_line.clone()
+    }
+
+    /// Records in `line` whether the guest's writes to stderr (wherever it renumbered it) leave
+    /// a line open; `None` when its stderr is not the process's.
+    pub fn watching_stderr(mut self, line: Option<OpenLine>) -> DescriptorMirror {
+        self.stderr_line = line;
+        self
     }
 
     /// Records the effect of a WASI call that succeeded (errno 0); `mem` is guest memory after it.
@@ -105,6 +141,11 @@ impl DescriptorMirror {
         let arg = |i: usize| args.get(i).copied().unwrap_or(-1);
         let fd = |i: usize| u32::try_from(arg(i)).unwrap_or(u32::MAX);
         match name {
+            "fd_write" if self.fds.get(&fd(0)) == Some(&FdEntry::Stdio(2)) => {
+                if let (Some(line), Some(last)) = (&self.stderr_line, last_written(mem, args)) {
+                    line.set(last != b'\n');
+                }
+            }
             "path_open" => {
                 let (Some(new), Some((preopen, path))) = (
                     le_u32(mem, arg(8)),
@@ -261,6 +302,7 @@ impl DescriptorMirror {
             fds,
             free,
             clock_offset_ns: 0,
+            stderr_line: None,
         };
         let now = mirror.monotonic(ctx)?;
         mirror.clock_offset_ns = state.monotonic_ns.saturating_sub(now);

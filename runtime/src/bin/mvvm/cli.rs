@@ -26,6 +26,10 @@ use std::time::Duration;
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Say more on stderr: -v what mvvm does (info), -vv debug, -vvv trace. SPDLOG_LEVEL (trace,
+    /// debug, info, warn, error, off) sets the same; the more verbose of the two wins.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{CheckpointArgs, Cli, Command, PlaceArgs, RestoreArgs, RunArgs};
 use mvvm_checkpoint::{Image, Snapshot};
+use mvvm_contract::logging::OpenLine;
 use mvvm_contract::status;
 use mvvm_contract::{ModuleInfo, SiteKind};
 use mvvm_runtime::{DirMap, Isa, Outcome, Program, RunConfig, RuntimeError, Trigger};
@@ -16,16 +17,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    mvvm_contract::logging::init("mvvm");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    let line = mvvm_contract::logging::init("mvvm", cli.verbose);
     let result = match cli.command {
-        Command::Run(a) => run(a),
+        Command::Run(a) => run(a, &line),
         Command::Checkpoint(a) if a.pid.is_some() => runs::checkpoint_pid(&a),
-        Command::Checkpoint(a) => checkpoint(a),
-        Command::Restore(a) => restore(a),
+        Command::Checkpoint(a) => checkpoint(a, &line),
+        Command::Restore(a) => restore(a, &line),
         Command::Inspect(a) => inspect::inspect(&a).map(|()| 0),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("mvvm: error: {e:#}");
+            line.eprintln(format_args!("mvvm: error: {e:#}"));
             ExitCode::from(failure_status(&e))
         }
     }
@@ -131,7 +132,7 @@ fn environment(specs: &[String]) -> Result<Vec<(String, String)>> {
     Ok(env)
 }
 
-fn run_config(a: &RunArgs, target: &Path, args: Vec<String>) -> Result<RunConfig> {
+fn run_config(a: &RunArgs, target: &Path, args: Vec<String>, line: &OpenLine) -> Result<RunConfig> {
     let argv0 = a.argv0.clone().unwrap_or_else(|| {
         target
             .file_name()
@@ -145,6 +146,7 @@ fn run_config(a: &RunArgs, target: &Path, args: Vec<String>) -> Result<RunConfig
         argv,
         env: environment(&a.env)?,
         dirs: dir_maps(&a.place.dirs)?,
+        stderr_line: line.clone(),
         ..RunConfig::default()
     };
     if let Some(entry) = &a.invoke {
@@ -181,9 +183,9 @@ fn has_sites(info: &ModuleInfo) -> bool {
     info.policy.instrument && !info.sites.is_empty()
 }
 
-fn run(a: RunArgs) -> Result<u8> {
+fn run(a: RunArgs, line: &OpenLine) -> Result<u8> {
     let (target, args) = program_and_args(&a.place, &a.positional)?;
-    let cfg = run_config(&a, &target, args)?;
+    let cfg = run_config(&a, &target, args, line)?;
     let program = load(&target, a.place.isa)?;
     if !has_sites(&program.info) {
         return match program.run(&cfg, Trigger::None)?.outcome {
@@ -209,8 +211,8 @@ fn run(a: RunArgs) -> Result<u8> {
             if a.place.quiet {
                 return Ok(status::CHECKPOINTED);
             }
-            report_checkpoint(&snap, bytes, &image, started);
-            eprintln!(
+            report_checkpoint(line, &snap, bytes, &image, started);
+            line.eprintln(format_args!(
                 "mvvm: the program stopped at a checkpoint; resume it with `mvvm restore {}{}`",
                 target.display(),
                 if a.image.is_some() {
@@ -218,7 +220,7 @@ fn run(a: RunArgs) -> Result<u8> {
                 } else {
                     String::new()
                 }
-            );
+            ));
             Ok(status::CHECKPOINTED)
         }
     }
@@ -242,13 +244,13 @@ fn write_image(
 }
 
 /// The one line that says a checkpoint was written.
-fn report_checkpoint(snap: &Snapshot, bytes: u64, path: &Path, started: Instant) {
-    eprintln!(
+fn report_checkpoint(line: &OpenLine, snap: &Snapshot, bytes: u64, path: &Path, started: Instant) {
+    line.eprintln(format_args!(
         "mvvm: checkpoint: {} frames, {bytes} bytes written to {} after {:.2} s",
         snap.frames.len(),
         path.display(),
         started.elapsed().as_secs_f64()
-    );
+    ));
 }
 
 fn trigger(a: &CheckpointArgs, info: &ModuleInfo) -> Result<Trigger> {
@@ -285,9 +287,9 @@ fn trigger(a: &CheckpointArgs, info: &ModuleInfo) -> Result<Trigger> {
     }
 }
 
-fn checkpoint(a: CheckpointArgs) -> Result<u8> {
+fn checkpoint(a: CheckpointArgs, line: &OpenLine) -> Result<u8> {
     let (target, args) = program_and_args(&a.run.place, &a.run.positional)?;
-    let cfg = run_config(&a.run, &target, args)?;
+    let cfg = run_config(&a.run, &target, args, line)?;
     let program = load(&target, a.run.place.isa)?;
     if !has_sites(&program.info) {
         bail!(
@@ -308,7 +310,7 @@ fn checkpoint(a: CheckpointArgs) -> Result<u8> {
     let mut write = |snap: &Snapshot| -> Result<(), RuntimeError> {
         let bytes = write_image(&program, snap, &out, a.zstd)?;
         if !a.run.place.quiet {
-            report_checkpoint(snap, bytes, &out, started);
+            report_checkpoint(line, snap, bytes, &out, started);
         }
         Ok(())
     };
@@ -327,15 +329,15 @@ fn checkpoint(a: CheckpointArgs) -> Result<u8> {
         }
         Outcome::Exited(code) if a.leave_running => Ok(guest_status(code)),
         Outcome::Exited(code) => {
-            eprintln!(
+            line.eprintln(format_args!(
                 "mvvm: the program exited with status {code} before the trigger fired; no image written"
-            );
+            ));
             Ok(status::NOT_TRIGGERED)
         }
     }
 }
 
-fn restore(a: RestoreArgs) -> Result<u8> {
+fn restore(a: RestoreArgs, line: &OpenLine) -> Result<u8> {
     let target = match (&a.place.target, &a.app) {
         (Some(t), None) | (None, Some(t)) => t.clone(),
         (Some(_), Some(_)) => bail!("the program is given twice (-t and APP); give it once"),
@@ -370,12 +372,21 @@ fn restore(a: RestoreArgs) -> Result<u8> {
     let cfg = RunConfig {
         dirs,
         allow_changed_files: a.allow_changed_files,
+        stderr_line: line.clone(),
         ..RunConfig::default()
     };
-    match program
-        .resume(&cfg, &image.snapshot, Trigger::None)?
-        .outcome
-    {
+    let run = program.resume(&cfg, &image.snapshot, Trigger::None)?;
+    if !a.place.quiet {
+        // After the run, so that the line cannot land inside the guest's own stderr.
+        line.eprintln(format_args!(
+            "mvvm: restore: {} (taken on {}) resumed on {} {:.3} s after it was read",
+            image_path.display(),
+            image.taken_on,
+            program.target.name(),
+            run.resume_time.unwrap_or_default().as_secs_f64()
+        ));
+    }
+    match run.outcome {
         Outcome::Exited(code) => Ok(guest_status(code)),
         Outcome::Checkpointed(_) => {
             bail!("the program stopped for a checkpoint while restoring, which nothing asked for")
