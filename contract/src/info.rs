@@ -154,7 +154,50 @@ pub struct ModuleInfo {
     pub slots: Vec<SlotType>,
 }
 
+/// What a function of the instrumented module is, in the original module's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunctionOrigin {
+    /// Function `n` of the original module (imports first).
+    Original(u32),
+    /// The rewind clone of original function `n`: the copy a resumed frame runs in.
+    RewindClone(u32),
+    /// One of the host functions the transform imports, or its poll stub.
+    Runtime,
+}
+
 impl ModuleInfo {
+    /// Maps a function index of the instrumented module back to the original module. The
+    /// transform inserts its host imports after the original imports and appends one rewind
+    /// clone per instrumented function (in index order), then the poll stub (contract/FORMAT.md).
+    pub fn function_origin(&self, instrumented: u32) -> FunctionOrigin {
+        let imports = self.imported_funcs;
+        let added = if self.policy.instrument {
+            crate::abi::HostFunc::ALL.len() as u32
+        } else {
+            0
+        };
+        let total = self.functions.len() as u32;
+        if instrumented < imports {
+            return FunctionOrigin::Original(instrumented);
+        }
+        let Some(past_host) = instrumented.checked_sub(imports + added) else {
+            return FunctionOrigin::Runtime;
+        };
+        let original = imports + past_host;
+        if original < total {
+            return FunctionOrigin::Original(original);
+        }
+        let clone = (original - total) as usize;
+        self.functions
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.imported && f.instrumented)
+            .nth(clone)
+            .map_or(FunctionOrigin::Runtime, |(i, _)| {
+                FunctionOrigin::RewindClone(i as u32)
+            })
+    }
+
     /// Finds a function by index (`"193"`) or by name.
     pub fn resolve_function(&self, spec: &str) -> Option<u32> {
         if let Ok(i) = spec.parse::<u32>() {

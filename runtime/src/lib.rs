@@ -24,6 +24,7 @@ pub mod error;
 pub mod program;
 pub mod session;
 pub mod store;
+mod trap;
 pub mod wasi;
 
 pub use config::{DirMap, Output, RunConfig, Trigger};

@@ -201,7 +201,7 @@ impl Program {
             session.repeat_trigger();
         }
         if let Err(e) = session.start() {
-            let outcome = finish_error(e)?;
+            let outcome = finish_error(e, &self.info)?;
             return Ok(session.ended(outcome, None));
         }
         session.drive(&cfg.entry, keep_running)

@@ -272,7 +272,7 @@ impl<'p> Session<'p> {
         loop {
             let called = func.call(&mut self.store, &params, &mut results);
             let outcome = match called {
-                Err(e) => Some(finish_error(e)?),
+                Err(e) => Some(finish_error(e, self.code.info)?),
                 Ok(()) if !self.unwinding()? => Some(Outcome::Exited(0)),
                 Ok(()) => None,
             };
@@ -417,11 +417,11 @@ fn default_arguments(ty: &wasmtime::FuncType) -> (Vec<Val>, Vec<Val>) {
 }
 
 /// The outcome of an entry call that failed: the guest's `proc_exit`, or a trap.
-pub(crate) fn finish_error(e: wasmtime::Error) -> Result<Outcome, RuntimeError> {
+pub(crate) fn finish_error(e: wasmtime::Error, info: &ModuleInfo) -> Result<Outcome, RuntimeError> {
     if let Some(exit) = e.downcast_ref::<I32Exit>() {
         return Ok(Outcome::Exited(exit.0));
     }
-    Err(RuntimeError::Trap(format!("{e:?}")))
+    Err(RuntimeError::Trap(crate::trap::describe(&e, info)))
 }
 
 /// A wasm trap's code; any other error (a host failure) is returned as an error.

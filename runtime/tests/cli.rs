@@ -502,6 +502,65 @@ fn a_trap_exits_134_with_the_trap() {
     assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
 }
 
+/// A trap's backtrace names the original module's functions, so an index copied from it works
+/// with `-f`; a frame that was resumed says so.
+#[test]
+fn trap_backtraces_use_the_original_function_indices() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("deep.wat");
+    std::fs::write(
+        &w,
+        r#"(module
+  (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+  (func $deep (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then unreachable)
+      (else (call $deep (i32.sub (local.get 0) (i32.const 1))))))
+  (func $middle (result i32) (call $deep (i32.const 3)))
+  (func (export "_start") (drop (call $middle))))"#,
+    )
+    .expect("write");
+    let aot = dir.path().join("deep.aot");
+    build_aot(&w, &demo_policy(), &[Target::Pulley64], &aot);
+    let o = run(Command::new(MVVM)
+        .args(["run", "--isa", "pulley64"])
+        .arg(&aot));
+    assert_eq!(o.status.code(), Some(i32::from(TRAP)));
+    let trace = stderr(&o);
+    // The import is function 0: $deep is 1, $middle 2, _start 3, whatever the transform added.
+    for frame in [
+        "0: function 1 deep",
+        "4: function 2 middle",
+        "5: function 3",
+    ] {
+        assert!(trace.contains(frame), "{frame:?} in {trace}");
+    }
+    let taken = run(Command::new(MVVM)
+        .args([
+            "checkpoint",
+            "-q",
+            "--isa",
+            "pulley64",
+            "-f",
+            "1",
+            "-x",
+            "3",
+        ])
+        .arg(&aot));
+    assert_eq!(taken.status.code(), Some(0), "{}", stderr(&taken));
+    let resumed = run(Command::new(MVVM)
+        .args(["restore", "-q", "--isa", "pulley64"])
+        .arg(&aot));
+    assert_eq!(resumed.status.code(), Some(i32::from(TRAP)));
+    let trace = stderr(&resumed);
+    assert!(
+        trace.contains("2: function 1 deep (resumed: in its rewind clone)")
+            && trace.contains("4: function 2 middle (resumed: in its rewind clone)")
+            && trace.contains("0: function 1 deep\n"),
+        "{trace}"
+    );
+}
+
 /// mvvm's own lines never land inside a line the guest left open on stderr, and `-v` shows what
 /// mvvm does: the checkpoint and restore lines start on a line of their own.
 #[test]
