@@ -77,63 +77,6 @@ pub fn asyncify(wasm: &[u8], dir: &Path) -> Result<Asyncified, String> {
     })
 }
 
-/// The function index of C function `name` that a WASI command exports (`export_name`).
-///
-/// Debian's clang 14 writes no name section, so an export is how the benchmarks find a C function.
-/// But wasm-ld wraps each export of a command (other than `_start`) in a function that calls the
-/// constructors, the function itself, then the destructors, if any: the wrapper is entered once
-/// from outside, the function itself from inside. So when the exported body is two or three calls
-/// and nothing else, the second call's target is the answer; otherwise the export itself is.
-pub fn command_export(wasm: &[u8], name: &str) -> Result<u32, String> {
-    let mut imported = 0u32;
-    let mut export = None;
-    let mut bodies = Vec::new();
-    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
-        match payload.map_err(|e| e.to_string())? {
-            wasmparser::Payload::ImportSection(r) => {
-                for i in r.into_imports() {
-                    if matches!(
-                        i.map_err(|e| e.to_string())?.ty,
-                        wasmparser::TypeRef::Func(_)
-                    ) {
-                        imported += 1;
-                    }
-                }
-            }
-            wasmparser::Payload::ExportSection(r) => {
-                for e in r.into_iter() {
-                    let e = e.map_err(|e| e.to_string())?;
-                    if e.name == name && e.kind == wasmparser::ExternalKind::Func {
-                        export = Some(e.index);
-                    }
-                }
-            }
-            wasmparser::Payload::CodeSectionEntry(b) => bodies.push(b),
-            _ => {}
-        }
-    }
-    let index = export.ok_or_else(|| format!("the module exports no function {name:?}"))?;
-    let Some(body) = index
-        .checked_sub(imported)
-        .and_then(|i| bodies.get(i as usize))
-    else {
-        return Ok(index);
-    };
-    let mut calls = Vec::new();
-    for op in body.get_operators_reader().map_err(|e| e.to_string())? {
-        match op.map_err(|e| e.to_string())? {
-            wasmparser::Operator::Call { function_index } => calls.push(function_index),
-            wasmparser::Operator::End => {}
-            _ => return Ok(index),
-        }
-    }
-    Ok(if (2..=3).contains(&calls.len()) {
-        calls[1]
-    } else {
-        index
-    })
-}
-
 /// `guests/bench/fill.c` (fills `fill MIB` MiB with pseudo-random data, calls `stop`, checks a
 /// sample and exits; `artifact/criu.sh` builds the same file natively for CRIU), compiled with
 /// function-entry and counter-loop sites, and the index of its `stop` for a
@@ -152,6 +95,9 @@ pub fn fill_program() -> (mvvm_runtime::Program, u32) {
         &mvvm_contract::EngineOptions::default(),
     )
     .unwrap_or_else(|e| panic!("building fill: {e}"));
-    let stop = command_export(&wasm, "stop").unwrap_or_else(|e| panic!("{e}"));
+    let stop = p
+        .info
+        .resolve_function("stop")
+        .unwrap_or_else(|| panic!("{}: no function named stop", path.display()));
     (p, stop)
 }

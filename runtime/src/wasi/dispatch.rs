@@ -77,6 +77,14 @@ macro_rules! wasi_functions {
         /// Every WASI preview1 function mvvm provides.
         pub const FUNCTIONS: &[&str] = &[$(stringify!($name)),*];
 
+        /// The number of raw arguments of the function named `name`, if mvvm provides it.
+        pub fn arity(name: &str) -> Option<usize> {
+            match name {
+                $( stringify!($name) => Some(<[&str]>::len(&[$(stringify!($arg)),*])), )*
+                _ => None,
+            }
+        }
+
         /// Defines every WASI preview1 function in `linker`, each routed through the dispatch point.
         pub fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             $(

@@ -5,6 +5,7 @@
 //! The dispatch point is generic over the store's data ([`WasiHost`]), so this module does not
 //! know what else a store holds.
 
+pub mod calls;
 pub mod dispatch;
 pub mod mirror;
 pub mod rebuild;

@@ -17,10 +17,8 @@
  * temporary name and renamed, so the file appears complete) and waits for SIGUSR1; a
  * checkpointer (criu dump) takes the process there, and after a restore the caller sends SIGUSR1.
  *
- * wasm32-wasi build (clang --target=wasm32-wasi): `stop` does nothing observable and is exported
- * as "stop": this clang writes no name section, so the export is how a checkpointer finds its
- * function index (through the wrapper wasm-ld puts around a command export, see
- * mvvm_bench::command_export). mvvm's `-f INDEX` trigger checkpoints at its entry. READYFILE is
+ * wasm32-wasi build (clang --target=wasm32-wasi): `stop` does nothing observable; mvvm's
+ * `-f stop` trigger checkpoints at its entry (found by name in the name section). READYFILE is
  * ignored.
  */
 #include <inttypes.h>
@@ -38,7 +36,7 @@
 static volatile uint32_t stops; /* a side effect the optimizer cannot drop */
 
 #ifdef __wasi__
-__attribute__((noinline, export_name("stop"))) void stop(const char *ready) {
+__attribute__((noinline)) void stop(const char *ready) {
     (void)ready;
     stops++;
     __asm__ volatile("" ::: "memory");
