@@ -58,24 +58,16 @@ fn guest_str(mem: &[u8], ptr: i64, len: i64) -> Option<String> {
     Some(String::from_utf8_lossy(b).into_owned())
 }
 
-/// The last byte an `fd_write(fd, iovs, iovs_len, nwritten)` that succeeded wrote, if any.
+/// The last byte an `fd_write` that succeeded wrote, if any (decoded through the call table).
 fn last_written(mem: &[u8], args: &[i64]) -> Option<u8> {
-    let (iovs, count) = (*args.get(1)?, u32::try_from(*args.get(2)?).ok()?);
-    let mut left = le_u32(mem, *args.get(3)?)?;
-    let mut last = None;
-    for i in 0..i64::from(count) {
-        if left == 0 {
-            break;
-        }
-        let at = iovs.checked_add(i * 8)?;
-        let (buf, len) = (le_u32(mem, at)?, le_u32(mem, at + 4)?);
-        let used = len.min(left);
-        if used > 0 {
-            last = mem.get(buf as usize + used as usize - 1).copied();
-        }
-        left -= used;
-    }
-    last
+    let spec = super::calls::spec("fd_write")?;
+    let written = u64::from(le_u32(mem, *args.get(3)?)?);
+    let inputs = super::calls::decode_inputs(spec, args, mem).ok()?;
+    let Some(super::calls::Content::Bytes(bytes)) = inputs.get(1) else {
+        return None;
+    };
+    let n = usize::try_from(written).ok()?.min(bytes.len());
+    n.checked_sub(1).map(|last| bytes[last])
 }
 
 /// Joins `rel` onto `base` and folds `.` and `..` (never above the preopen).
