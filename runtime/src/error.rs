@@ -30,6 +30,10 @@ pub enum RuntimeError {
     /// An output (an image) could not be written.
     #[error("cannot write {0}")]
     Write(String),
+    /// A call monitor stopped the run (in a multi-variant run: the variants diverged, and the
+    /// monitor holds the report).
+    #[error("the run was stopped by its call monitor")]
+    Halted,
     /// This host's architecture is not supported natively.
     #[error("mvvm does not run natively on {0}; use --isa pulley64")]
     UnsupportedHost(&'static str),

@@ -12,15 +12,16 @@
 //! * [`store`]: the data of every store ([`store::HostState`]), which holds both.
 //! * [`session`]: one instance in its store, run, unwound, captured, rewound.
 //! * [`program`]: [`Program`], a loaded `.aot`, and everything it can do (run, resume, probe).
+//! * [`mvx`]: multi-variant execution, programs run side by side and compared at the WASI
+//!   boundary by a call monitor ([`wasi::monitor`]) in each variant's store.
 //!
-//! MVX (variants compared at the WASI boundary) will live in a module of its own beside
-//! `session`, fed by events from the dispatch point; the node daemon and migration above
-//! `program`.
+//! The node daemon and migration will live above `program`, beside `mvx`.
 
 pub mod checkpoint;
 pub mod config;
 pub mod doorbell;
 pub mod error;
+pub mod mvx;
 pub mod program;
 pub mod session;
 pub mod store;

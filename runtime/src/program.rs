@@ -4,6 +4,7 @@
 use crate::config::{RunConfig, Trigger};
 use crate::error::RuntimeError;
 use crate::session::{finish_error, trap_code, Code, OnCheckpoint, ProbeEnd, Run, Session};
+use crate::wasi::monitor::CallMonitor;
 use crate::wasi::restore_dirs;
 use mvvm_aot::transform::{instrument, parse_input};
 use mvvm_checkpoint::Snapshot;
@@ -205,6 +206,31 @@ impl Program {
             return Ok(session.ended(outcome, None));
         }
         session.drive(&cfg.entry, keep_running)
+    }
+
+    /// Runs the program from the start, as [`Program::run`] does, with `monitor` watching every
+    /// WASI call; the monitor is handed back with the result, which is
+    /// [`RuntimeError::Halted`] if the monitor stopped the run.
+    pub fn run_monitored<M: CallMonitor>(
+        &self,
+        cfg: &RunConfig,
+        monitor: M,
+    ) -> (Result<Run, RuntimeError>, M) {
+        let mut monitor = Some(Box::new(monitor) as Box<dyn CallMonitor>);
+        let result = Session::new(self.code(), cfg, Trigger::None).and_then(|mut session| {
+            session.set_monitor(monitor.take().expect("set once"));
+            let run = match session.start() {
+                Err(e) => finish_error(e, &self.info).map(|o| session.ended(o, None)),
+                Ok(()) => session.drive(&cfg.entry, None),
+            };
+            monitor = session.take_monitor();
+            run
+        });
+        let monitor: Box<dyn std::any::Any> = monitor.expect("the session gave the monitor back");
+        match monitor.downcast::<M>() {
+            Ok(m) => (result, *m),
+            Err(_) => unreachable!("the monitor given is the monitor taken"),
+        }
     }
 
     /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.

@@ -10,6 +10,7 @@ use crate::checkpoint::CheckpointState;
 use crate::config::{Output, RunConfig, Trigger};
 use crate::error::RuntimeError;
 use crate::store::{self, HostState};
+use crate::wasi::monitor::{CallMonitor, Halted};
 use crate::wasi::DescriptorMirror;
 use mvvm_checkpoint::{capture, FuncMap, Snapshot, WasiState};
 use mvvm_contract::abi::{self, State};
@@ -113,6 +114,7 @@ impl<'p> Session<'p> {
             descriptors: DescriptorMirror::new(&cfg.argv, &cfg.env, &cfg.dirs).watching_stderr(
                 matches!(cfg.stderr, Output::Inherit).then(|| cfg.stderr_line.clone()),
             ),
+            monitor: None,
         };
         let mut store = Store::new(code.engine, state);
         if let Some(f) = cfg.fuel {
@@ -162,6 +164,16 @@ impl<'p> Session<'p> {
         store.data_mut().checkpoint.slot_globals = slot_globals;
         let cd = store.data().checkpoint.countdown();
         countdown::set(&mut *store, cd).map_err(RuntimeError::Engine)
+    }
+
+    /// Hands every WASI call of this session to `monitor` from now on.
+    pub(crate) fn set_monitor(&mut self, monitor: Box<dyn CallMonitor>) {
+        self.store.data_mut().monitor = Some(monitor);
+    }
+
+    /// Takes the session's call monitor back.
+    pub(crate) fn take_monitor(&mut self) -> Option<Box<dyn CallMonitor>> {
+        self.store.data_mut().monitor.take()
     }
 
     /// Sites polled so far.
@@ -315,6 +327,7 @@ impl<'p> Session<'p> {
             wasi,
             descriptors,
             checkpoint,
+            ..
         } = self.store.data_mut();
         snap.wasi = Some(descriptors.capture(wasi)?);
         snap.counters = checkpoint.counters();
@@ -416,10 +429,14 @@ fn default_arguments(ty: &wasmtime::FuncType) -> (Vec<Val>, Vec<Val>) {
     (params, results)
 }
 
-/// The outcome of an entry call that failed: the guest's `proc_exit`, or a trap.
+/// The outcome of an entry call that failed: the guest's `proc_exit`, a call monitor that halted
+/// it, or a trap.
 pub(crate) fn finish_error(e: wasmtime::Error, info: &ModuleInfo) -> Result<Outcome, RuntimeError> {
     if let Some(exit) = e.downcast_ref::<I32Exit>() {
         return Ok(Outcome::Exited(exit.0));
+    }
+    if e.downcast_ref::<Halted>().is_some() {
+        return Err(RuntimeError::Halted);
     }
     Err(RuntimeError::Trap(crate::trap::describe(&e, info)))
 }

@@ -1,8 +1,9 @@
-//! The data of every mvvm store: the WASI context, its descriptor mirror and the checkpoint
-//! state. The WASI layer and the `mvvm.*` imports reach their parts through the traits they
+//! The data of every mvvm store: the WASI context, its descriptor mirror, the checkpoint
+//! state and a call monitor. The WASI layer and the `mvvm.*` imports reach their parts through the traits they
 //! define, so neither depends on this module.
 
 use crate::checkpoint::{CheckpointState, HasCheckpointState};
+use crate::wasi::monitor::CallMonitor;
 use crate::wasi::{DescriptorMirror, WasiHost, WasiParts};
 use wasmtime::{Engine, Linker};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -15,6 +16,8 @@ pub struct HostState {
     pub checkpoint: CheckpointState,
     /// The dispatch point's mirror of the WASI descriptor table.
     pub descriptors: DescriptorMirror,
+    /// What watches every WASI call, if anything does (a variant of a multi-variant run).
+    pub monitor: Option<Box<dyn CallMonitor>>,
 }
 
 impl HasCheckpointState for HostState {
@@ -32,6 +35,10 @@ impl WasiHost for HostState {
         WasiParts {
             ctx: &mut self.wasi,
             descriptors: &mut self.descriptors,
+            monitor: self
+                .monitor
+                .as_deref_mut()
+                .map(|m| m as &mut dyn CallMonitor),
         }
     }
 }

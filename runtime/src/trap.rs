@@ -14,23 +14,55 @@ pub(crate) fn describe(e: &wasmtime::Error, info: &ModuleInfo) -> String {
     ) else {
         return format!("{e:?}");
     };
-    let mut out = format!("{trap}\nwasm backtrace (function indices of the original module):");
-    for (i, frame) in trace.frames().iter().enumerate() {
-        let _ = write!(out, "\n  {i:>4}: {}", frame_name(frame.func_index(), info));
+    let mut out = format!("{trap}{BACKTRACE}");
+    for (i, frame) in stack(trace, info).iter().enumerate() {
+        let _ = write!(out, "\n  {i:>4}: {frame}");
     }
     out
 }
 
-/// `function N name`, with what the transform made of it where that matters.
-fn frame_name(instrumented: u32, info: &ModuleInfo) -> String {
-    let named = |n: u32| match info
+/// What [`describe`] puts between a trap and its frames.
+const BACKTRACE: &str = "\nwasm backtrace (function indices of the original module):";
+
+/// A message of [`describe`] taken apart: the trap, and the frames of its backtrace.
+pub(crate) fn undescribe(message: &str) -> (String, Vec<String>) {
+    match message.split_once(BACKTRACE) {
+        Some((trap, frames)) => (
+            trap.to_string(),
+            frames
+                .lines()
+                .filter_map(|l| l.split_once(": ").map(|(_, frame)| frame.to_string()))
+                .collect(),
+        ),
+        None => (message.to_string(), Vec::new()),
+    }
+}
+
+/// The frames of `trace`, innermost first, each as [`frame_name`] names it.
+pub(crate) fn stack(trace: &wasmtime::WasmBacktrace, info: &ModuleInfo) -> Vec<String> {
+    trace
+        .frames()
+        .iter()
+        .map(|frame| frame_name(frame.func_index(), info))
+        .collect()
+}
+
+/// `function N name` for function `n` of the original module.
+pub(crate) fn original_name(n: u32, info: &ModuleInfo) -> String {
+    match info
         .functions
         .get(n as usize)
         .and_then(|f| f.name.as_deref())
     {
         Some(name) => format!("function {n} {name}"),
         None => format!("function {n}"),
-    };
+    }
+}
+
+/// `function N name` for function `instrumented` of the instrumented module, with what the
+/// transform made of it where that matters.
+fn frame_name(instrumented: u32, info: &ModuleInfo) -> String {
+    let named = |n: u32| original_name(n, info);
     match info.function_origin(instrumented) {
         FunctionOrigin::Original(n) => named(n),
         FunctionOrigin::RewindClone(n) => format!("{} (resumed: in its rewind clone)", named(n)),

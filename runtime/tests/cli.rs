@@ -3,26 +3,11 @@
 
 use mvvm_contract::status::{BAD_INPUT, NOT_TRIGGERED, TRAP};
 use mvvm_contract::{Policy, Target};
-use mvvm_tests::tools::{assert_clear_error, demo_wat, stderr};
-use std::path::Path;
+use mvvm_tests::tools::{assert_clear_error, build_aot, demo_wat, stderr};
 use std::process::{Command, Output};
 
 /// The `mvvm` binary of this package.
 const MVVM: &str = env!("CARGO_BIN_EXE_mvvm");
-
-/// Builds `input` (`.wasm` or `.wat`) into an `.aot` at `out` for `targets`, as `mvvm-aot` does.
-fn build_aot(input: &Path, policy: &Policy, targets: &[Target], out: &Path) {
-    let bytes = std::fs::read(input).expect("read the module");
-    let wasm = mvvm_aot::transform::parse_input(&bytes).expect("a module");
-    let aot = mvvm_aot::build::build(
-        &wasm,
-        policy,
-        targets,
-        &mvvm_contract::EngineOptions::default(),
-    )
-    .expect("build");
-    mvvm_contract::file::atomic_write(out, &aot.encode()).expect("write the .aot");
-}
 
 /// The demo's policy: function entries and counted loops with K = 4.
 fn demo_policy() -> Policy {

@@ -76,6 +76,7 @@ pub fn all_guests() -> Vec<Guest> {
             ..g("argsenv", "c")
         },
         g("simd128", "c"),
+        g("writes", "c"),
         Guest {
             big: true,
             ..g("sqlite_main", "c")
@@ -251,6 +252,7 @@ pub mod referee;
 
 /// Running the built command-line tools, natively and (the aarch64 build) under qemu.
 pub mod tools {
+    use mvvm_contract::{Policy, Target};
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
 
@@ -268,6 +270,20 @@ pub mod tools {
             p.display()
         );
         p
+    }
+
+    /// Builds `input` (`.wasm` or `.wat`) into an `.aot` at `out` for `targets`, as `mvvm-aot` does.
+    pub fn build_aot(input: &Path, policy: &Policy, targets: &[Target], out: &Path) {
+        let bytes = std::fs::read(input).expect("read the module");
+        let wasm = mvvm_aot::transform::parse_input(&bytes).expect("a module");
+        let aot = mvvm_aot::build::build(
+            &wasm,
+            policy,
+            targets,
+            &mvvm_contract::EngineOptions::default(),
+        )
+        .expect("build");
+        mvvm_contract::file::atomic_write(out, &aot.encode()).expect("write the .aot");
     }
 
     /// A command's stderr, as text.

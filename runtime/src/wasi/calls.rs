@@ -168,6 +168,25 @@ pub fn spec(name: &str) -> Option<&'static CallSpec> {
     CALLS.iter().find(|c| c.name == name)
 }
 
+impl CallSpec {
+    /// The raw argument each of [`decode_inputs`]'s contents comes from, in order, and what it
+    /// is, in words (for reports).
+    pub fn inputs(&self) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+        self.args.iter().enumerate().filter_map(|(i, role)| {
+            let what = match role {
+                Fd => "a descriptor",
+                Value => "a value",
+                InBytes { .. } if self.name.starts_with("path_") => "a path",
+                InBytes { .. } => "bytes",
+                InIovecs { .. } => "the bytes of its iovecs",
+                InArray { .. } => "its records",
+                _ => return None,
+            };
+            Some((i, what))
+        })
+    }
+}
+
 /// An argument of a call, by content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {

@@ -3,9 +3,11 @@
 //! Every `wasi_snapshot_preview1` import is defined here, and every one of them goes through
 //! [`dispatch`], which sees the call's name and raw arguments before the real implementation
 //! (wasmtime-wasi's p1 on cap-std) runs, and its result after. It traces calls at
-//! `SPDLOG_LEVEL=trace` and keeps the descriptor mirror that checkpoints record
-//! ([`super::mirror`]); MVX events will hang off it too.
+//! `SPDLOG_LEVEL=trace`, keeps the descriptor mirror that checkpoints record
+//! ([`super::mirror`]), and hands the call to the store's call monitor, if it has one
+//! ([`super::monitor`]; multi-variant execution is one).
 
+use super::monitor::{Before, CallMonitor, Halt, Halted};
 use super::{WasiHost, WasiParts, MODULE};
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as raw, WasiSnapshotPreview1};
@@ -23,26 +25,36 @@ pub struct WasiCall<'a> {
 }
 
 /// What a WASI function returns to the guest.
-trait WasiResult {
-    /// Whether the call succeeded (errno 0).
-    fn succeeded(&self) -> bool;
+trait WasiResult: Sized {
+    /// The errno it carries (`None` for `proc_exit`, which returns nothing).
+    fn errno(&self) -> Option<i32>;
+    /// The result that carries `errno`, for a call a monitor answered.
+    fn answered(errno: i32) -> Option<Self>;
 }
 
 impl WasiResult for i32 {
-    fn succeeded(&self) -> bool {
-        *self == 0
+    fn errno(&self) -> Option<i32> {
+        Some(*self)
+    }
+    fn answered(errno: i32) -> Option<i32> {
+        Some(errno)
     }
 }
 
 impl WasiResult for () {
-    fn succeeded(&self) -> bool {
-        false
+    fn errno(&self) -> Option<i32> {
+        None
+    }
+    fn answered(_: i32) -> Option<()> {
+        None
     }
 }
 
-/// The dispatch point: every WASI call passes through here. After a call that succeeded, the
-/// descriptor mirror ([`DescriptorMirror`](super::DescriptorMirror)) records its effect and a
-/// monotonic clock reading is shifted by the restore offset.
+/// The dispatch point: every WASI call passes through here. A call monitor, if the store has
+/// one, sees the call first and may answer it or halt the variant ([`super::monitor`]). After a
+/// call that succeeded, the descriptor mirror ([`DescriptorMirror`](super::DescriptorMirror))
+/// records its effect and a monotonic clock reading is shifted by the restore offset; then the
+/// monitor sees the result, as the guest will.
 fn dispatch<T: WasiHost, R: std::fmt::Debug + WasiResult>(
     caller: &mut Caller<'_, T>,
     call: WasiCall<'_>,
@@ -57,19 +69,57 @@ fn dispatch<T: WasiHost, R: std::fmt::Debug + WasiResult>(
         );
     };
     let (data, host) = memory.data_and_store_mut(&mut *caller);
-    let WasiParts { ctx, descriptors } = host.wasi_parts();
-    ctx.set_hostcall_fuel(fuel);
-    let result = real(ctx, &mut GuestMemory::Unshared(&mut *data));
-    if result.as_ref().is_ok_and(WasiResult::succeeded) {
-        descriptors.observe(call.name, call.args, data);
-        descriptors.adjust_clock(call.name, call.args, data);
-    }
+    let WasiParts {
+        ctx,
+        descriptors,
+        monitor,
+    } = host.wasi_parts();
+    let result = match monitored(monitor, call, data, |data| {
+        ctx.set_hostcall_fuel(fuel);
+        let result = real(ctx, &mut GuestMemory::Unshared(&mut *data));
+        if result.as_ref().is_ok_and(|r| r.errno() == Some(0)) {
+            descriptors.observe(call.name, call.args, data);
+            descriptors.adjust_clock(call.name, call.args, data);
+        }
+        result
+    }) {
+        Ok(result) => result,
+        Err(Halt) => {
+            let stack = wasmtime::WasmBacktrace::capture(&*caller);
+            if let Some(monitor) = caller.data_mut().wasi_parts().monitor {
+                monitor.halted(&stack);
+            }
+            Err(Halted.into())
+        }
+    };
     spdlog::trace!(
         "wasi {} -> {:?}",
         call.name,
         result.as_ref().map_err(|e| e.to_string())
     );
     result
+}
+
+/// Runs `execute` for `call` as `monitor` (if any) decides, and shows the monitor its result.
+fn monitored<R: WasiResult>(
+    monitor: Option<&mut dyn CallMonitor>,
+    call: WasiCall<'_>,
+    data: &mut [u8],
+    execute: impl FnOnce(&mut [u8]) -> wasmtime::Result<R>,
+) -> Result<wasmtime::Result<R>, Halt> {
+    let Some(monitor) = monitor else {
+        return Ok(execute(data));
+    };
+    if let Before::Answered(errno) = monitor.before(call, data)? {
+        if let Some(answer) = R::answered(errno) {
+            return Ok(Ok(answer));
+        }
+    }
+    let result = execute(data);
+    if let Some(errno) = result.as_ref().ok().and_then(WasiResult::errno) {
+        monitor.after(call, data, errno)?;
+    }
+    Ok(result)
 }
 
 macro_rules! wasi_functions {

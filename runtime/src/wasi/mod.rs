@@ -8,6 +8,7 @@
 pub mod calls;
 pub mod dispatch;
 pub mod mirror;
+pub mod monitor;
 pub mod rebuild;
 
 pub use dispatch::{add_to_linker, FUNCTIONS};
@@ -23,6 +24,8 @@ pub struct WasiParts<'a> {
     pub ctx: &'a mut WasiP1Ctx,
     /// The mirror of its descriptor table.
     pub descriptors: &'a mut DescriptorMirror,
+    /// The call monitor, if the store has one.
+    pub monitor: Option<&'a mut dyn monitor::CallMonitor>,
 }
 
 /// Store data that holds a WASI context and its descriptor mirror.

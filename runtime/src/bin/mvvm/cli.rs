@@ -17,10 +17,11 @@ use std::time::Duration;
 ///   mvvm checkpoint --pid PID --wait           checkpoint a running `mvvm run`, wait for its image
 ///   mvvm restore app.aot                       resume app.ckpt, on this or any other ISA
 ///   mvvm inspect app.aot | app.ckpt            describe a program or an image (--json for scripts)
+///   mvvm mvx --follower app.aot@pulley64 app.aot   run two variants, compared at every WASI call
 ///
 /// Exit status: the guest's own (0–125); 126 bad input or usage; 134 the guest trapped; 160 `run`
 /// stopped at a checkpoint (image written); 161 `checkpoint`'s trigger never fired (no image);
-/// 163 mvvm failed (e.g. the image could not be written).
+/// 162 `mvx`'s variants diverged; 163 mvvm failed (e.g. the image could not be written).
 #[derive(Parser, Debug)]
 #[command(name = "mvvm", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
@@ -39,7 +40,7 @@ pub(crate) enum Command {
     /// An instrumented program answers SIGUSR1 (or `mvvm checkpoint --pid`) by writing its image
     /// at the next site (--image, or APP.ckpt beside APP.aot) and exiting with status 160.
     #[command(verbatim_doc_comment)]
-    Run(RunArgs),
+    Run(RunCommand),
     /// Run a program until a trigger fires, then write its state to an image and exit 0.
     ///
     /// Triggers: -f FUNC [-x N] (the Nth entry of a function), -c N (the Nth site poll), --after
@@ -58,6 +59,19 @@ pub(crate) enum Command {
     /// are used where they exist on this host.
     #[command(verbatim_doc_comment)]
     Restore(RestoreArgs),
+    /// Run a program and follower variants of it side by side, comparing every WASI call.
+    ///
+    /// The master runs as `mvvm run` runs it and is the only variant that touches the host;
+    /// each --follower makes the same calls, which are matched by content (the bytes written,
+    /// the paths opened) and answered with the master's results. Under the default policy no
+    /// write, send, path change or exit happens before every follower has reached it with the
+    /// same content. If they differ, nothing of that call is done, every variant stops, a report
+    /// goes to stderr, and mvvm exits 162. Otherwise mvvm exits with the guest's status.
+    ///
+    ///   mvvm mvx --follower app.aot@pulley64 app.aot ARGS...   the same program on two ISAs
+    ///   mvvm mvx --follower variant.aot app.aot                a diversified or shifted variant
+    #[command(verbatim_doc_comment)]
+    Mvx(MvxArgs),
     /// Describe an .aot file (targets, policy, sites) or an image (call stack, memory, fds).
     Inspect(InspectArgs),
     /// Print a completion script for a shell, e.g. `mvvm completions bash > /etc/bash_completion.d/mvvm`.
@@ -109,12 +123,44 @@ pub(crate) struct RunArgs {
     /// The export to call instead of `_start` (it is called with zero arguments).
     #[arg(long, value_name = "FUNC")]
     pub(crate) invoke: Option<String>,
-    /// Where SIGUSR1 writes the image (default: APP.ckpt beside APP.aot).
-    #[arg(long = "image", value_name = "IMAGE")]
-    pub(crate) image: Option<PathBuf>,
     /// The program, then the guest's arguments: everything after APP goes to the guest.
     #[arg(value_name = "APP [ARGS]", trailing_var_arg = true)]
     pub(crate) positional: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunCommand {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Where SIGUSR1 writes the image (default: APP.ckpt beside APP.aot).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub(crate) image: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct MvxArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// A follower variant: an .aot (the master's or a variant of it), optionally with the ISA
+    /// it runs on (native or pulley64; default native). Repeatable; at least one.
+    #[arg(long = "follower", value_name = "F.aot[@ISA]", required = true)]
+    pub(crate) followers: Vec<String>,
+    /// When the master waits for its followers: output-lockstep before every call that acts on
+    /// the world, so that nothing leaves unagreed; lockstep before every call; loose never (a
+    /// divergence is found after the master's output may have left).
+    #[arg(long, value_enum, default_value = "output-lockstep")]
+    pub(crate) policy: PolicyArg,
+}
+
+/// `--policy`'s values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum PolicyArg {
+    /// Wait before every write, send, path or descriptor change and exit (the default).
+    OutputLockstep,
+    /// Wait before every call.
+    Lockstep,
+    /// Never wait; compare as the followers catch up.
+    Loose,
 }
 
 #[derive(Args, Debug)]
@@ -199,7 +245,7 @@ pub(crate) struct InspectArgs {
 
 /// An ISA name: `native`, `pulley64`, or the host's own (`x86_64`, `aarch64`); an `.aot` holds
 /// code for the other native ISA, but only a host of that ISA can run it.
-fn parse_isa(s: &str) -> Result<Isa, String> {
+pub(crate) fn parse_isa(s: &str) -> Result<Isa, String> {
     let host = std::env::consts::ARCH;
     match s {
         "native" => Ok(Isa::Native),

@@ -2,11 +2,12 @@
 
 mod cli;
 mod inspect;
+mod mvx;
 mod runs;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{CheckpointArgs, Cli, Command, PlaceArgs, RestoreArgs, RunArgs};
+use cli::{CheckpointArgs, Cli, Command, PlaceArgs, RestoreArgs, RunArgs, RunCommand};
 use mvvm_checkpoint::{Image, Snapshot};
 use mvvm_contract::logging::OpenLine;
 use mvvm_contract::status;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Command::Checkpoint(a) if a.pid.is_some() => runs::checkpoint_pid(&a),
         Command::Checkpoint(a) => checkpoint(a, &line),
         Command::Restore(a) => restore(a, &line),
+        Command::Mvx(a) => mvx::mvx(a, &line),
         Command::Inspect(a) => inspect::inspect(&a).map(|()| 0),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -79,7 +81,7 @@ fn failure_status(e: &anyhow::Error) -> u8 {
 
 /// The exit status of a guest that exited with `code` (WASI keeps it in 0..126; see
 /// [`status::is_guest_status`]).
-fn guest_status(code: i32) -> u8 {
+pub(crate) fn guest_status(code: i32) -> u8 {
     if status::is_guest_status(code) {
         code as u8
     } else {
@@ -94,7 +96,10 @@ fn default_image(target: &Path) -> PathBuf {
 
 /// The program a command names (`-t APP` or the first positional) and the guest's arguments (the
 /// other positionals).
-fn program_and_args(place: &PlaceArgs, positional: &[String]) -> Result<(PathBuf, Vec<String>)> {
+pub(crate) fn program_and_args(
+    place: &PlaceArgs,
+    positional: &[String],
+) -> Result<(PathBuf, Vec<String>)> {
     match (&place.target, positional.split_first()) {
         (Some(t), _) => Ok((t.clone(), positional.to_vec())),
         (None, Some((app, args))) => Ok((PathBuf::from(app), args.to_vec())),
@@ -104,7 +109,7 @@ fn program_and_args(place: &PlaceArgs, positional: &[String]) -> Result<(PathBuf
     }
 }
 
-fn load(target: &Path, isa: Isa) -> Result<Program> {
+pub(crate) fn load(target: &Path, isa: Isa) -> Result<Program> {
     if !target.exists() {
         bail!(
             "{}: no such file; build it with `mvvm-aot -o {} APP.wasm`",
@@ -132,7 +137,12 @@ fn environment(specs: &[String]) -> Result<Vec<(String, String)>> {
     Ok(env)
 }
 
-fn run_config(a: &RunArgs, target: &Path, args: Vec<String>, line: &OpenLine) -> Result<RunConfig> {
+pub(crate) fn run_config(
+    a: &RunArgs,
+    target: &Path,
+    args: Vec<String>,
+    line: &OpenLine,
+) -> Result<RunConfig> {
     let argv0 = a.argv0.clone().unwrap_or_else(|| {
         target
             .file_name()
@@ -183,7 +193,8 @@ fn has_sites(info: &ModuleInfo) -> bool {
     info.policy.instrument && !info.sites.is_empty()
 }
 
-fn run(a: RunArgs, line: &OpenLine) -> Result<u8> {
+fn run(command: RunCommand, line: &OpenLine) -> Result<u8> {
+    let RunCommand { run: a, image } = command;
     let (target, args) = program_and_args(&a.place, &a.positional)?;
     let cfg = run_config(&a, &target, args, line)?;
     let program = load(&target, a.place.isa)?;
@@ -195,7 +206,8 @@ fn run(a: RunArgs, line: &OpenLine) -> Result<u8> {
     }
     // An instrumented program answers SIGUSR1 with an image; the run file lets
     // `mvvm checkpoint --pid` find it and see where the image goes.
-    let image = a.image.clone().unwrap_or_else(|| default_image(&target));
+    let named_image = image.is_some();
+    let image = image.unwrap_or_else(|| default_image(&target));
     cfg.doorbell
         .ring_on_signal(signal_hook::consts::SIGUSR1)
         .context("cannot listen for SIGUSR1")?;
@@ -215,7 +227,7 @@ fn run(a: RunArgs, line: &OpenLine) -> Result<u8> {
             line.eprintln(format_args!(
                 "mvvm: the program stopped at a checkpoint; resume it with `mvvm restore {}{}`",
                 target.display(),
-                if a.image.is_some() {
+                if named_image {
                     format!(" -i {}", image.display())
                 } else {
                     String::new()

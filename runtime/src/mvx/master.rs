@@ -1,0 +1,215 @@
+//! The master variant's call monitor: it makes every call it runs an event for its followers,
+//! and, where the policy says, holds the call until every follower has reached the same call
+//! with the same content.
+
+use super::event::{Answer, Down, Event, Function, Output, Up};
+use super::report::{Divergence, Side, Value};
+use super::Policy;
+use crate::doorbell::Doorbell;
+use crate::wasi::calls::{self, CallClass};
+use crate::wasi::dispatch::WasiCall;
+use crate::wasi::monitor::{Before, CallMonitor, Halt};
+use mvvm_contract::ModuleInfo;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+
+/// The master's end of its link to one follower.
+pub(crate) struct Port {
+    /// How reports name the follower.
+    pub(crate) name: String,
+    pub(crate) down: Sender<Down>,
+    pub(crate) up: Receiver<Up>,
+    /// Rung to stop a follower that is computing rather than calling.
+    pub(crate) bell: Doorbell,
+}
+
+/// The master's call monitor.
+pub(crate) struct MasterMonitor {
+    policy: Policy,
+    ports: Vec<Port>,
+    info: Arc<ModuleInfo>,
+    /// Events sent so far (the last event's sequence number).
+    seq: u64,
+    /// The event of the call now running, if its followers have not been sent it yet.
+    unsent: Option<Event>,
+    /// The function of the call now being made, if the master is in one.
+    current: Option<&'static str>,
+    /// The divergence that stopped the run, once one has.
+    pub(crate) divergence: Option<Box<Divergence>>,
+}
+
+impl MasterMonitor {
+    pub(crate) fn new(policy: Policy, ports: Vec<Port>, info: Arc<ModuleInfo>) -> MasterMonitor {
+        MasterMonitor {
+            policy,
+            ports,
+            info,
+            seq: 0,
+            unsent: None,
+            current: None,
+            divergence: None,
+        }
+    }
+
+    /// Events made so far.
+    pub(crate) fn events(&self) -> u64 {
+        self.seq
+    }
+
+    fn broadcast(&self, message: Down) {
+        for port in &self.ports {
+            // A follower that has gone is noticed when its verdict is awaited.
+            let _ = port.down.send(message.clone());
+        }
+    }
+
+    /// Halts on a divergence any follower has reported, without waiting for one.
+    fn check(&mut self) -> Result<(), Halt> {
+        for k in 0..self.ports.len() {
+            match self.ports[k].up.try_recv() {
+                Ok(Up::Diverged(d)) => return Err(self.diverged(d)),
+                Ok(Up::Agree { .. }) | Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Err(self.vanished(k)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every follower agrees to event `seq`; halts on the first that does not.
+    fn wait(&mut self, seq: u64) -> Result<(), Halt> {
+        for k in 0..self.ports.len() {
+            loop {
+                match self.ports[k].up.recv() {
+                    Ok(Up::Agree { seq: s }) if s == seq => break,
+                    // A verdict on an earlier event, sent before the follower knew it need not.
+                    Ok(Up::Agree { seq: s }) if s < seq => continue,
+                    Ok(Up::Agree { .. }) => return Err(self.vanished(k)),
+                    Ok(Up::Diverged(d)) => return Err(self.diverged(d)),
+                    Err(_) => return Err(self.vanished(k)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `d`, naming the master's side by the call it is in where the follower could not.
+    fn diverged(&mut self, mut d: Box<Divergence>) -> Halt {
+        if d.master.call.is_empty() {
+            d.master.call = self.current.unwrap_or("(between calls)").into();
+        }
+        self.divergence.get_or_insert(d);
+        Halt
+    }
+
+    /// A follower whose link closed without a report (its thread or process ended).
+    fn vanished(&mut self, k: usize) -> Halt {
+        let d = Divergence {
+            seq: self.seq,
+            follower: self.ports[k].name.clone(),
+            field: "follower".into(),
+            master: Side::default(),
+            follower_side: Side {
+                call: "(gone)".into(),
+                value: Value::Text("the follower stopped without a report".into()),
+                stack: Vec::new(),
+            },
+        };
+        self.diverged(Box::new(d))
+    }
+
+    /// At the master's end with exit `status`: every follower must end the same way. Returns
+    /// the divergence if one did not.
+    pub(crate) fn finish(&mut self, status: i32) -> Option<Box<Divergence>> {
+        self.current = Some("exit");
+        if self.check().is_ok() {
+            self.seq += 1;
+            self.broadcast(Down::Exit {
+                seq: self.seq,
+                status,
+            });
+            let _ = self.wait(self.seq);
+        }
+        self.divergence.take()
+    }
+
+    /// Stops every follower: those waiting for a message, and those computing.
+    pub(crate) fn stop(&self) {
+        self.broadcast(Down::Stop);
+        for port in &self.ports {
+            port.bell.ring();
+        }
+    }
+
+    /// The divergence that stopped the run: the one recorded, or one a follower has sent since
+    /// (a follower rings the master's doorbell after sending its report).
+    pub(crate) fn reported(&mut self) -> Option<Box<Divergence>> {
+        if self.divergence.is_none() {
+            for k in 0..self.ports.len() {
+                if let Ok(Up::Diverged(d)) = self.ports[k].up.try_recv() {
+                    let _ = self.diverged(d);
+                    break;
+                }
+            }
+        }
+        self.divergence.take()
+    }
+}
+
+impl CallMonitor for MasterMonitor {
+    fn before(&mut self, call: WasiCall<'_>, memory: &mut [u8]) -> Result<Before, Halt> {
+        self.current = Some(call.name);
+        self.check()?;
+        let spec = calls::spec(call.name).ok_or(Halt)?;
+        if matches!(spec.class, CallClass::Local | CallClass::Exit) {
+            return Ok(Before::Execute);
+        }
+        self.seq += 1;
+        let event = Event {
+            seq: self.seq,
+            function: Function::of(spec),
+            inputs: calls::decode_inputs(spec, call.args, memory).ok(),
+            answer: None,
+        };
+        if self.policy.waits_for(spec.class) {
+            self.broadcast(Down::Call(event));
+            self.wait(self.seq)?;
+        } else {
+            self.unsent = Some(event);
+        }
+        Ok(Before::Execute)
+    }
+
+    fn after(&mut self, call: WasiCall<'_>, memory: &[u8], errno: i32) -> Result<(), Halt> {
+        self.current = None;
+        let Some(spec) = calls::spec(call.name) else {
+            return Ok(());
+        };
+        if matches!(spec.class, CallClass::Local | CallClass::Exit) {
+            return Ok(());
+        }
+        // A call that failed wrote nothing a follower needs.
+        let outputs = match errno {
+            0 => calls::capture_outputs(spec, call.args, memory).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let outputs = outputs.into_iter().map(Output).collect();
+        let answer = Answer { errno, outputs };
+        match self.unsent.take() {
+            Some(mut event) => {
+                event.answer = Some(answer);
+                self.broadcast(Down::Call(event));
+            }
+            None => self.broadcast(Down::Answer {
+                seq: self.seq,
+                answer,
+            }),
+        }
+        Ok(())
+    }
+
+    fn halted(&mut self, stack: &wasmtime::WasmBacktrace) {
+        if let Some(d) = self.divergence.as_mut() {
+            d.master.stack = crate::trap::stack(stack, &self.info);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Multi-variant execution: a master and its followers, variants of one program, run side by
+//! side and compared at the WASI boundary (docs/MVX.md).
+//!
+//! Each variant runs in a store of its own on a thread of its own. Only the master touches the
+//! host: every call it makes becomes an [`event::Event`] for its followers, which match their
+//! own calls against those events and take the master's answers instead of running the calls.
+//! Where the [`Policy`] says, the master holds a call until every follower has reached the same
+//! call with the same content; a difference stops every variant, and nothing of the divergent
+//! call is done.
+//!
+//! The pieces, each using only those before it: [`report`] (a divergence and how it reads),
+//! [`event`] (the messages), `poll` (what `poll_oneoff` compares), the follower's and the master's
+//! call monitors, and [`run`], which starts the variants and says how the run ended.
+
+pub mod event;
+mod follower;
+mod master;
+mod poll;
+pub mod report;
+
+use crate::config::{Output, RunConfig};
+use crate::doorbell::Doorbell;
+use crate::error::RuntimeError;
+use crate::program::Program;
+use crate::session::{Outcome, Run};
+use crate::wasi::calls::CallClass;
+use follower::FollowerMonitor;
+use master::{MasterMonitor, Port};
+use mvvm_contract::logging::OpenLine;
+use report::Divergence;
+use std::sync::mpsc::channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// When the master waits for its followers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Before every call that acts on the world (writes, sends, path changes, descriptor
+    /// changes, exit): no output leaves before every follower agrees. Reads and clocks run ahead.
+    #[default]
+    OutputLockstep,
+    /// Before every call, reads included.
+    Lockstep,
+    /// Never, except at the exit: followers are compared as their calls arrive, and a divergence
+    /// stops the run when it is found, after the master's output may have left.
+    Loose,
+}
+
+impl Policy {
+    /// Whether the master waits for its followers before running a call of `class`.
+    pub(crate) fn waits_for(self, class: CallClass) -> bool {
+        match self {
+            Policy::OutputLockstep => matches!(class, CallClass::Compared | CallClass::Descriptor),
+            Policy::Lockstep => !matches!(class, CallClass::Local | CallClass::Exit),
+            Policy::Loose => false,
+        }
+    }
+}
+
+/// A follower variant.
+#[derive(Clone)]
+pub struct Follower {
+    /// Its program: the master's, or a variant of it, for any ISA.
+    pub program: Arc<Program>,
+    /// How reports name it, e.g. `follower 1 (app.aot on pulley64)`.
+    pub name: String,
+}
+
+/// How a multi-variant run ended.
+#[derive(Debug)]
+pub enum MvxOutcome {
+    /// Every variant exited with this status, having agreed on every event.
+    Exited(i32),
+    /// A follower differed from the master; every variant was stopped.
+    Diverged(Box<Divergence>),
+}
+
+/// What a multi-variant run did.
+#[derive(Debug)]
+pub struct MvxRun {
+    /// How it ended.
+    pub outcome: MvxOutcome,
+    /// How many events the master made (its calls other than local ones, and its exit).
+    pub events: u64,
+}
+
+/// How long a stopped follower may take to end before the run returns without it.
+const FOLLOWER_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `master` with `cfg` and every follower beside it, under `policy`, until the master exits
+/// (and every follower with it) or a follower diverges. A master that traps or fails ends the
+/// run with its error, as a single run would.
+pub fn run(
+    master: &Program,
+    followers: &[Follower],
+    cfg: &RunConfig,
+    policy: Policy,
+) -> Result<MvxRun, RuntimeError> {
+    let mut ports = Vec::new();
+    let mut threads = Vec::new();
+    for (k, f) in followers.iter().enumerate() {
+        let (down, down_end) = channel();
+        let (up_end, up) = channel();
+        let bell = Doorbell::new();
+        let fcfg = follower_config(cfg, bell.clone());
+        let monitor = FollowerMonitor::new(
+            f.name.clone(),
+            down_end,
+            up_end,
+            cfg.doorbell.clone(),
+            f.program.info.clone(),
+        );
+        let program = f.program.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("mvx-follower-{}", k + 1))
+            .spawn(move || follow(&program, &fcfg, monitor))
+            .map_err(|e| RuntimeError::Write(format!("a thread for follower {}: {e}", k + 1)))?;
+        threads.push(thread);
+        ports.push(Port {
+            name: f.name.clone(),
+            down,
+            up,
+            bell,
+        });
+    }
+    let monitor = MasterMonitor::new(policy, ports, master.info.clone());
+    let (result, mut monitor) = master.run_monitored(cfg, monitor);
+    let outcome = master_outcome(result, &mut monitor, master);
+    monitor.stop();
+    let events = monitor.events();
+    drop(monitor);
+    join_bounded(threads);
+    outcome.map(|outcome| MvxRun { outcome, events })
+}
+
+/// How the run ended, from how the master's run did.
+fn master_outcome(
+    result: Result<Run, RuntimeError>,
+    monitor: &mut MasterMonitor,
+    master: &Program,
+) -> Result<MvxOutcome, RuntimeError> {
+    let unexplained =
+        || RuntimeError::Trap("the master was stopped, but no follower reported why".into());
+    match result {
+        Ok(Run {
+            outcome: Outcome::Exited(status),
+            ..
+        }) => Ok(match monitor.finish(status) {
+            None => MvxOutcome::Exited(status),
+            Some(d) => MvxOutcome::Diverged(d),
+        }),
+        // A follower rang the master's doorbell: it stopped at a site, its frames unwound.
+        Ok(Run {
+            outcome: Outcome::Checkpointed(snap),
+            ..
+        }) => {
+            let mut d = monitor.reported().ok_or_else(unexplained)?;
+            d.master.stack = snap
+                .frames
+                .iter()
+                .map(|f| crate::trap::original_name(f.func, &master.info))
+                .collect();
+            Ok(MvxOutcome::Diverged(d))
+        }
+        Err(RuntimeError::Halted) => monitor
+            .reported()
+            .map(MvxOutcome::Diverged)
+            .ok_or_else(unexplained),
+        Err(e) => Err(e),
+    }
+}
+
+/// A follower's configuration: the master's arguments, environment and directories (which its
+/// local calls answer from), no output of its own, and its own doorbell.
+fn follower_config(cfg: &RunConfig, bell: Doorbell) -> RunConfig {
+    RunConfig {
+        stdout: Output::Capture(MemoryOutputPipe::new(0)),
+        stderr: Output::Capture(MemoryOutputPipe::new(0)),
+        doorbell: bell,
+        stderr_line: OpenLine::default(),
+        ..cfg.clone()
+    }
+}
+
+/// A follower's thread: runs it, then reports how it ended.
+fn follow(program: &Program, cfg: &RunConfig, monitor: FollowerMonitor) {
+    let (result, mut monitor) = program.run_monitored(cfg, monitor);
+    match result {
+        Ok(Run {
+            outcome: Outcome::Exited(status),
+            ..
+        }) => monitor.finish(status),
+        // Stopped: by its doorbell at a site, or by its monitor at a call.
+        Ok(Run {
+            outcome: Outcome::Checkpointed(_),
+            ..
+        })
+        | Err(RuntimeError::Halted) => {}
+        Err(RuntimeError::Trap(message)) => {
+            let (trap, stack) = crate::trap::undescribe(&message);
+            monitor.failed(trap, stack)
+        }
+        Err(e) => monitor.failed(e.to_string(), Vec::new()),
+    }
+}
+
+/// Waits for the followers' threads to end, at most [`FOLLOWER_GRACE`]: a follower that cannot be
+/// stopped (a plain module has no sites for its doorbell) is left behind.
+fn join_bounded(threads: Vec<std::thread::JoinHandle<()>>) {
+    let deadline = Instant::now() + FOLLOWER_GRACE;
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for t in threads {
+        if t.is_finished() {
+            let _ = t.join();
+        } else {
+            spdlog::warn!("mvx: a follower did not stop within {FOLLOWER_GRACE:?}; leaving it");
+        }
+    }
+}

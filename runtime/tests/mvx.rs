@@ -1,0 +1,269 @@
+//! Multi-variant execution: agreeing pairs print what a single run prints, and a follower that
+//! differs is caught before the differing call is done, whatever it differs in.
+
+use mvvm_contract::status::DIVERGED;
+use mvvm_contract::{Policy, Target};
+use mvvm_runtime::mvx::{self, Follower, MvxOutcome, Policy as Lockstep};
+use mvvm_runtime::{Isa, Outcome};
+use mvvm_tests::tools::{build_aot, stderr};
+use mvvm_tests::{all_guests, contents, guests_dir, program, Guest};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The `mvvm` binary of this package.
+const MVVM: &str = env!("CARGO_BIN_EXE_mvvm");
+
+/// Runs `guest` natively with a pulley64 follower of the same module under `policy`, and
+/// checks that the pair prints and exits exactly as a single native run does.
+fn agreeing_pair(guest: &Guest, policy: Lockstep) {
+    let wasm = guest.wasm();
+    let checkpointable = Policy::default_counter();
+    let master = program(&wasm, &checkpointable, Isa::Native);
+    let follower = Follower {
+        program: Arc::new(program(&wasm, &checkpointable, Isa::Pulley64)),
+        name: "follower 1 (pulley64)".into(),
+    };
+    let single_dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, single_out, single_err) = guest.config(Some(single_dir.path()));
+    let single = master.run(&cfg, Default::default()).expect("single run");
+    let Outcome::Exited(single_status) = single.outcome else {
+        panic!("{}: the single run checkpointed", guest.name)
+    };
+    let pair_dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, out, err) = guest.config(Some(pair_dir.path()));
+    let run = mvx::run(&master, &[follower], &cfg, policy)
+        .unwrap_or_else(|e| panic!("{}: {e}", guest.name));
+    match run.outcome {
+        MvxOutcome::Exited(status) => assert_eq!(status, single_status, "{}", guest.name),
+        MvxOutcome::Diverged(d) => panic!("{} under {policy:?} diverged:\n{d}", guest.name),
+    }
+    assert_eq!(
+        contents(&out),
+        contents(&single_out),
+        "{}: stdout",
+        guest.name
+    );
+    assert_eq!(contents(&out), guest.expected(), "{}: stdout", guest.name);
+    assert_eq!(
+        contents(&err),
+        contents(&single_err),
+        "{}: stderr",
+        guest.name
+    );
+    assert!(
+        run.events > 0 || guest.lang == "wat",
+        "{}: no events",
+        guest.name
+    );
+}
+
+#[test]
+fn agreeing_pairs_print_what_a_single_run_prints() {
+    for guest in all_guests() {
+        agreeing_pair(&guest, Lockstep::OutputLockstep);
+    }
+}
+
+#[test]
+fn every_policy_agrees_on_an_agreeing_pair() {
+    for guest in all_guests().iter().filter(|g| !g.big && g.lang == "c") {
+        agreeing_pair(guest, Lockstep::Lockstep);
+        agreeing_pair(guest, Lockstep::Loose);
+    }
+}
+
+/// `writes.aot` and `writes_diverge.aot` (the same with another 10th line) in `dir`.
+fn writes_pair(dir: &Path) -> (PathBuf, PathBuf) {
+    let targets = [Target::host().expect("a supported host"), Target::Pulley64];
+    let mut built = Vec::new();
+    for name in ["writes", "writes_diverge"] {
+        let aot = dir.join(format!("{name}.aot"));
+        let wasm = guests_dir().join(format!("{name}.wasm"));
+        build_aot(&wasm, &Policy::default_counter(), &targets, &aot);
+        built.push(aot);
+    }
+    (built[0].clone(), built[1].clone())
+}
+
+/// The first `n` lines of `writes`' output.
+fn first_lines(n: usize) -> String {
+    let expected = String::from_utf8(
+        all_guests()
+            .iter()
+            .find(|g| g.name == "writes")
+            .expect("writes is a guest")
+            .expected(),
+    )
+    .expect("text");
+    expected.split_inclusive('\n').take(n).collect()
+}
+
+#[test]
+fn a_follower_differing_at_its_tenth_write_stops_the_pair_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writes, diverge) = writes_pair(dir.path());
+    for (policy, isa) in [("output-lockstep", "pulley64"), ("lockstep", "native")] {
+        let o = Command::new(MVVM)
+            .args(["mvx", "--policy", policy, "--follower"])
+            .arg(format!("{}@{isa}", diverge.display()))
+            .arg(&writes)
+            .output()
+            .expect("spawn");
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(i32::from(DIVERGED)), "{policy}: {e}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            first_lines(9),
+            "{policy}"
+        );
+        for needle in [
+            "diverged from the master at event 10",
+            "argument 1 of fd_write (the bytes of its iovecs)",
+            "first difference at byte 9",
+            "|line 10: ",
+            "master's wasm stack",
+            "follower's wasm stack",
+            "__original_main",
+        ] {
+            assert!(
+                e.contains(needle),
+                "{policy}: {needle:?} missing from:\n{e}"
+            );
+        }
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+#[test]
+fn a_loose_pair_reports_the_divergence_late() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writes, diverge) = writes_pair(dir.path());
+    let o = Command::new(MVVM)
+        .args(["mvx", "--policy", "loose", "--follower"])
+        .arg(&diverge)
+        .arg(&writes)
+        .output()
+        .expect("spawn");
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(i32::from(DIVERGED)), "{e}");
+    assert!(e.contains("at event 10"), "{e}");
+    // The master did not wait: it may have written past the 9th line, never less.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with(&first_lines(9)), "{out}");
+}
+
+/// Builds `wat` (a module that writes through `fd_write`) into an `.aot` for this host.
+fn wat_aot(dir: &Path, name: &str, wat: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.wat"));
+    std::fs::write(&src, wat).expect("write the wat");
+    let aot = dir.join(format!("{name}.aot"));
+    let targets = [Target::host().expect("a supported host"), Target::Pulley64];
+    build_aot(&src, &Policy::default_counter(), &targets, &aot);
+    aot
+}
+
+/// A module that writes "one\n" and then runs `then`.
+fn writer(then: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "one\n")
+  (data (i32.const 0) "\10\00\00\00\04\00\00\00")
+  (func $write_one (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start") (call $write_one) {then}))"#
+    )
+}
+
+/// `mvvm mvx --follower FOLLOWER MASTER`, bounded in time.
+fn mvx_pair(master: &Path, follower: &Path) -> std::process::Output {
+    let started = Instant::now();
+    let o = Command::new(MVVM)
+        .args(["mvx", "--follower"])
+        .arg(follower)
+        .arg(master)
+        .output()
+        .expect("spawn");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the pair took too long"
+    );
+    o
+}
+
+#[test]
+fn a_follower_that_traps_or_ends_early_or_exits_otherwise_is_a_divergence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = wat_aot(dir.path(), "master", &writer("(call $write_one)"));
+    let cases = [
+        ("traps", writer("(unreachable)"), "trap", "one\n"),
+        ("ends", writer(""), "call", "one\n"),
+        // Both writes agree, so both are done; the exits do not.
+        (
+            "exits",
+            writer("(call $write_one) (call $proc_exit (i32.const 7))"),
+            "exit status",
+            "one\none\n",
+        ),
+    ];
+    for (name, wat, field, printed) in cases {
+        let follower = wat_aot(dir.path(), name, &wat);
+        let o = mvx_pair(&master, &follower);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(i32::from(DIVERGED)), "{name}: {e}");
+        assert!(e.contains(&format!("field:    {field}")), "{name}: {e}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), printed, "{name}");
+    }
+}
+
+#[test]
+fn a_master_computing_forever_is_stopped_when_its_follower_diverges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The master reads the clock (a call it need not wait for) and loops for ever; its follower
+    // writes instead, so only the follower's doorbell can stop the master's loop.
+    let master = wat_aot(
+        dir.path(),
+        "spinner",
+        r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $spin (loop $forever (br $forever)))
+  (func (export "_start") (drop (call $clock (i32.const 0) (i64.const 0) (i32.const 64))) (call $spin)))"#,
+    );
+    let follower = wat_aot(dir.path(), "writer", &writer(""));
+    let o = mvx_pair(&master, &follower);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(i32::from(DIVERGED)), "{e}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "{e}");
+    assert!(e.contains("at event 1;"), "{e}");
+    assert!(e.contains("master:   clock_time_get"), "{e}");
+    assert!(e.contains("follower: fd_write"), "{e}");
+    // The master's stack is where the doorbell stopped it: in its loop.
+    assert!(e.contains("spin"), "{e}");
+}
+
+#[test]
+fn a_bad_follower_flag_is_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (writes, _) = writes_pair(dir.path());
+    let o = Command::new(MVVM)
+        .args(["mvx", "--follower"])
+        .arg(format!("{}@sparc", writes.display()))
+        .arg(&writes)
+        .output()
+        .expect("spawn");
+    mvvm_tests::tools::assert_clear_error(&o, mvvm_contract::status::BAD_INPUT, "unknown ISA");
+    let o = Command::new(MVVM)
+        .args(["mvx"])
+        .arg(&writes)
+        .output()
+        .expect("spawn");
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(mvvm_contract::status::BAD_INPUT))
+    );
+    assert!(stderr(&o).contains("--follower"), "{}", stderr(&o));
+}
