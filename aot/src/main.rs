@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mvvm_aot::build::{build_reporting, BuildError, Step};
+use mvvm_aot::variant::Variant;
 use mvvm_contract::file::{atomic_write_as, Access};
 use mvvm_contract::status;
 use mvvm_contract::{EngineOptions, Policy, Target};
@@ -51,6 +52,11 @@ struct Cli {
     /// Cranelift optimisation level: 0 (none), 1 or 2 (speed), 3 (speed and size).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     opt_level: u8,
+    /// Make a variant for `mvvm mvx`: the C shadow stack (`__stack_pointer`) starts BYTES lower
+    /// (a multiple of 16; the stack gets as much smaller), so stack addresses differ from the
+    /// original's while the program behaves the same. `mvvm inspect` shows it.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    shift_stack: u32,
     /// Also write the instrumented module as plain wasm to this path (for inspection).
     #[arg(long, value_name = "FILE")]
     emit_wasm: Option<PathBuf>,
@@ -117,6 +123,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         mvvm_aot::transform::parse_input(&bytes)
             .with_context(|| format!("{}", cli.input.display())),
     )?;
+    let variant = Variant {
+        shift_stack: cli.shift_stack,
+    };
+    let wasm = bad_input(
+        mvvm_aot::variant::make(&wasm, &variant)
+            .with_context(|| format!("{}", cli.input.display())),
+    )?;
     let engine = EngineOptions {
         opt_level: cli.opt_level,
         fuel: false,
@@ -147,7 +160,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     if !cli.quiet {
         let instrumented = aot.info.functions.iter().filter(|f| f.instrumented).count();
         eprintln!(
-            "mvvm-aot: wrote {} ({} bytes) in {:.1} s: policy {}, {} sites, {}/{} functions instrumented, targets {}",
+            "mvvm-aot: wrote {} ({} bytes) in {:.1} s: policy {}, {} sites, {}/{} functions instrumented, targets {}{}",
             cli.output.display(),
             encoded.len(),
             started.elapsed().as_secs_f64(),
@@ -159,7 +172,12 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 .iter()
                 .map(|t| t.triple())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if variant.is_identity() {
+                String::new()
+            } else {
+                format!("; a variant, stack shifted by {} bytes", variant.shift_stack)
+            }
         );
     }
     Ok(())

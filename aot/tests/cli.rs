@@ -157,3 +157,30 @@ fn progress_on_a_terminal() {
     assert!(last.contains("mvvm-aot: wrote "), "the last line: {seen:?}");
     assert!(out.exists());
 }
+
+#[test]
+fn a_shifted_stack_variant_is_built_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("writes-shifted.aot");
+    let input = mvvm_tests::guests_dir().join("writes.wasm");
+    let o = mvvm_aot(
+        &["--shift-stack", "4096", "--target", "pulley64"],
+        &out,
+        &input,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a variant, stack shifted by 4096 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    let bytes = std::fs::read(&out).expect("read the .aot");
+    let aot = AotFile::decode("writes-shifted.aot", &bytes).expect("an .aot");
+    let variant = mvvm_aot::variant::read(&aot.wasm).expect("a variant section");
+    assert_eq!(variant.shift_stack, 4096);
+    // A shift that breaks the stack's alignment, and a module without a named stack pointer.
+    let o = mvvm_aot(&["--shift-stack", "100"], &out, &input);
+    assert_clear_error(&o, BAD_INPUT, "multiple of 16");
+    let o = mvvm_aot(&["--shift-stack", "4096"], &out, &demo_wat());
+    assert_clear_error(&o, BAD_INPUT, "__stack_pointer");
+}

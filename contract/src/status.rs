@@ -19,7 +19,8 @@ pub const CHECKPOINTED: u8 = 160;
 /// `mvvm checkpoint`: the program ended before the trigger fired. No image was written.
 pub const NOT_TRIGGERED: u8 = 161;
 
-/// Reserved: the variants of a multi-variant run diverged.
+/// `mvvm mvx`: a follower diverged from the master. Nothing of the divergent call was done, every
+/// variant was stopped, and the report is on stderr.
 pub const DIVERGED: u8 = 162;
 
 /// mvvm itself failed while the input was good: an image or output file could not be written, the

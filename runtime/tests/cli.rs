@@ -617,3 +617,33 @@ fn own_lines_start_on_a_line_of_their_own() {
         .arg(&aot));
     assert_eq!(stderr(&quiet), "done", "{:?}", stderr(&quiet));
 }
+
+#[test]
+fn inspect_shows_a_variant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = std::fs::read(mvvm_tests::guests_dir().join("writes.wasm")).expect("writes.wasm");
+    let variant = mvvm_aot::variant::Variant { shift_stack: 2048 };
+    let shifted = dir.path().join("shifted.wasm");
+    std::fs::write(
+        &shifted,
+        mvvm_aot::variant::make(&wasm, &variant).expect("shift"),
+    )
+    .expect("write");
+    let aot = dir.path().join("shifted.aot");
+    build_aot(
+        &shifted,
+        &Policy::default_counter(),
+        &[Target::Pulley64],
+        &aot,
+    );
+    let o = run(Command::new(MVVM).arg("inspect").arg(&aot));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("variant:      C stack shifted by 2048 bytes"),
+        "{text}"
+    );
+    let o = run(Command::new(MVVM).args(["inspect", "--json"]).arg(&aot));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(json["variant"]["shift_stack"], 2048);
+}

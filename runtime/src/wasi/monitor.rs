@@ -2,7 +2,7 @@
 //!
 //! A store with a monitor hands it each call before the real implementation runs, and each
 //! result after. The monitor may let the call run, answer it itself (a follower variant, which
-//! never touches the host), or halt the variant. Multi-variant execution ([`crate::mvx`]) is the
+//! never touches the host), or halt the variant. Multi-variant execution (the `mvx` module) is the
 //! monitor the runtime has; the dispatch point knows only this trait.
 
 use super::dispatch::WasiCall;
@@ -24,7 +24,7 @@ pub enum Before {
 pub struct Halt;
 
 /// The error that unwinds a halted variant out of the guest. The runtime turns it into
-/// [`RuntimeError::Halted`](crate::RuntimeError::Halted); the monitor holds the reason.
+/// [`RuntimeError::Halted`](crate::error::RuntimeError::Halted); the monitor holds the reason.
 #[derive(Debug, thiserror::Error)]
 #[error("the call monitor stopped this variant")]
 pub struct Halted;
