@@ -68,7 +68,7 @@ impl FollowerMonitor {
 
     /// The master's next message; a master that stopped or went away halts the follower.
     fn next(&mut self) -> Result<Down, Halt> {
-        match self.down.recv() {
+        match super::receive(&self.down) {
             Ok(Down::Stop) | Err(_) => Err(Halt),
             Ok(message) => {
                 if let Down::Call(Event { seq, .. }) | Down::Exit { seq, .. } = message {

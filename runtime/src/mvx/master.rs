@@ -79,7 +79,7 @@ impl MasterMonitor {
     fn wait(&mut self, seq: u64) -> Result<(), Halt> {
         for k in 0..self.ports.len() {
             loop {
-                match self.ports[k].up.recv() {
+                match super::receive(&self.ports[k].up) {
                     Ok(Up::Agree { seq: s }) if s == seq => break,
                     // A verdict on an earlier event, sent before the follower knew it need not.
                     Ok(Up::Agree { seq: s }) if s < seq => continue,

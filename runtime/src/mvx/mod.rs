@@ -28,7 +28,7 @@ use follower::FollowerMonitor;
 use master::{MasterMonitor, Port};
 use mvvm_contract::logging::OpenLine;
 use report::Divergence;
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{channel, RecvError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -217,6 +217,29 @@ fn join_bounded(threads: Vec<std::thread::JoinHandle<()>>) {
             let _ = t.join();
         } else {
             spdlog::warn!("mvx: a follower did not stop within {FOLLOWER_GRACE:?}; leaving it");
+        }
+    }
+}
+
+/// How long a variant waiting for the other side spins before it sleeps: a thread put to sleep
+/// and woken costs tens of microseconds, more than most calls' whole round trip when both
+/// variants are running.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// The next message on `channel`: spun for while the sender is likely to be close behind, then
+/// waited for asleep. `Err` when the sender has gone.
+pub(crate) fn receive<T>(channel: &std::sync::mpsc::Receiver<T>) -> Result<T, RecvError> {
+    let started = Instant::now();
+    loop {
+        for _ in 0..64 {
+            match channel.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
+        if started.elapsed() >= SPIN {
+            return channel.recv();
         }
     }
 }
