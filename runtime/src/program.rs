@@ -201,6 +201,16 @@ impl Program {
         if keep_running.is_some() {
             session.repeat_trigger();
         }
+        self.start_and_drive(&mut session, cfg, keep_running)
+    }
+
+    /// Runs a fresh session's start function, then its entry.
+    fn start_and_drive(
+        &self,
+        session: &mut Session<'_>,
+        cfg: &RunConfig,
+        keep_running: Option<OnCheckpoint<'_>>,
+    ) -> Result<Run, RuntimeError> {
         if let Err(e) = session.start() {
             let outcome = finish_error(e, &self.info)?;
             return Ok(session.ended(outcome, None));
@@ -219,10 +229,7 @@ impl Program {
         let mut monitor = Some(Box::new(monitor) as Box<dyn CallMonitor>);
         let result = Session::new(self.code(), cfg, Trigger::None).and_then(|mut session| {
             session.set_monitor(monitor.take().expect("set once"));
-            let run = match session.start() {
-                Err(e) => finish_error(e, &self.info).map(|o| session.ended(o, None)),
-                Ok(()) => session.drive(&cfg.entry, None),
-            };
+            let run = self.start_and_drive(&mut session, cfg, None);
             monitor = session.take_monitor();
             run
         });

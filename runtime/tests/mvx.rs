@@ -267,3 +267,37 @@ fn a_bad_follower_flag_is_one_clear_line() {
     );
     assert!(stderr(&o).contains("--follower"), "{}", stderr(&o));
 }
+
+/// A module that polls one clock subscription whose userdata is `userdata`, then writes "ok\n"
+/// if the event it gets back carries that userdata, and "no\n" otherwise.
+fn poller(userdata: u32) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ok\n")
+  (data (i32.const 20) "no\n")
+  (func (export "_start")
+    (i64.store (i32.const 256) (i64.const {userdata}))
+    (i32.store8 (i32.const 264) (i32.const 0))
+    (i32.store (i32.const 272) (i32.const 1))
+    (i64.store (i32.const 280) (i64.const 1))
+    (drop (call $poll (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
+    (i32.store (i32.const 0)
+      (select (i32.const 16) (i32.const 20)
+        (i64.eq (i64.load (i32.const 512)) (i64.const {userdata}))))
+    (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    )
+}
+
+#[test]
+fn poll_userdata_is_each_variants_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = wat_aot(dir.path(), "poll-master", &poller(0x1000));
+    let follower = wat_aot(dir.path(), "poll-follower", &poller(0x2000));
+    let o = mvx_pair(&master, &follower);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
+}

@@ -2,7 +2,7 @@
 //! event and answered from it, so that a follower never touches the host; any difference is a
 //! divergence, reported to the master with the follower's own stack.
 
-use super::event::{Answer, Down, Event, Up};
+use super::event::{Answer, Down, Event, Output, Up};
 use super::poll;
 use super::report::{Divergence, Side, Value};
 use crate::doorbell::Doorbell;
@@ -10,6 +10,7 @@ use crate::wasi::calls::{self, CallClass, CallSpec, Content};
 use crate::wasi::dispatch::WasiCall;
 use crate::wasi::monitor::{Before, CallMonitor, Halt};
 use mvvm_contract::ModuleInfo;
+use std::borrow::Cow;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
@@ -94,11 +95,12 @@ impl FollowerMonitor {
             let (master, follower) = (call(event.function.name()), call(spec.name));
             return Err(self.diverge(event.seq, "call", master, follower));
         }
-        let (theirs, ours) = match (&event.inputs, mine) {
-            (Some(t), Some(o)) if poll::carries_userdata(spec.name) => {
-                (poll::without_userdata(t), poll::without_userdata(o))
-            }
-            (Some(t), Some(o)) => (t.clone(), o.clone()),
+        let (theirs, ours): (Cow<'_, [Content]>, Cow<'_, [Content]>) = match (&event.inputs, mine) {
+            (Some(t), Some(o)) if poll::carries_userdata(spec.name) => (
+                poll::without_userdata(t).into(),
+                poll::without_userdata(o).into(),
+            ),
+            (Some(t), Some(o)) => (t.as_slice().into(), o.as_slice().into()),
             (None, None) => return Ok(()),
             (t, _) => {
                 let outside = |side: bool| {
@@ -122,7 +124,7 @@ impl FollowerMonitor {
                 return Err(self.diverge(event.seq, "arguments", master, follower));
             }
         };
-        let differs = theirs.iter().zip(&ours).position(|(a, b)| a != b);
+        let differs = theirs.iter().zip(ours.iter()).position(|(a, b)| a != b);
         let Some(k) = differs.or((theirs.len() != ours.len()).then_some(0)) else {
             return Ok(());
         };
@@ -143,8 +145,8 @@ impl FollowerMonitor {
     }
 
     /// The answer to the call of `event`: in the event, or (once the follower agreed) next.
-    fn answer(&mut self, event: Event) -> Result<(Answer, Event), Halt> {
-        if let Some(answer) = event.answer.clone() {
+    fn answer(&mut self, mut event: Event) -> Result<(Answer, Event), Halt> {
+        if let Some(answer) = event.answer.take() {
             return Ok((answer, event));
         }
         let _ = self.up.send(Up::Agree { seq: event.seq });
@@ -169,12 +171,13 @@ impl FollowerMonitor {
         memory: &mut [u8],
         event: &Event,
         answer: &Answer,
+        mine: Option<&Vec<Content>>,
     ) -> Result<(), Halt> {
         if answer.errno != 0 {
             return Ok(());
         }
-        let outputs: Vec<Vec<u8>> = answer.outputs.iter().map(|o| o.0.clone()).collect();
-        if calls::apply_outputs(spec, call.args, memory, &outputs).is_err() {
+        let outputs = &answer.outputs;
+        if calls::apply_outputs(spec, call.args, memory, outputs).is_err() {
             let side = |text: &str| Side {
                 call: spec.name.into(),
                 value: Value::Text(text.into()),
@@ -185,7 +188,7 @@ impl FollowerMonitor {
             return Err(self.diverge(event.seq, "outputs", master, follower));
         }
         if poll::carries_userdata(spec.name) {
-            translate_poll_userdata(call, spec, memory, event, &outputs);
+            translate_poll_userdata(call, memory, event, outputs, mine);
         }
         Ok(())
     }
@@ -245,19 +248,21 @@ impl FollowerMonitor {
 /// After the master's poll events were applied: each event's userdata becomes the follower's.
 fn translate_poll_userdata(
     call: WasiCall<'_>,
-    spec: &'static CallSpec,
     memory: &mut [u8],
     event: &Event,
-    outputs: &[Vec<u8>],
+    outputs: &[Output],
+    mine: Option<&Vec<Content>>,
 ) {
     let subscriptions = |inputs: Option<&Vec<Content>>| match inputs.and_then(|i| i.first()) {
         Some(Content::Bytes(b)) => b.clone(),
         _ => Vec::new(),
     };
     let master = subscriptions(event.inputs.as_ref());
-    let mine = calls::decode_inputs(spec, call.args, memory).ok();
-    let follower = subscriptions(mine.as_ref());
-    let (Some(events), Ok(at)) = (outputs.first(), usize::try_from(call.args[1])) else {
+    let follower = subscriptions(mine);
+    let (Some(Output(events)), Some(Ok(at))) = (
+        outputs.first(),
+        call.args.get(1).map(|&a| usize::try_from(a)),
+    ) else {
         return;
     };
     if let Some(region) = memory.get_mut(at..at + events.len()) {
@@ -293,7 +298,7 @@ impl CallMonitor for FollowerMonitor {
         let mine = calls::decode_inputs(spec, call.args, memory).ok();
         self.compare(&event, spec, &mine)?;
         let (answer, event) = self.answer(event)?;
-        self.apply(call, spec, memory, &event, &answer)?;
+        self.apply(call, spec, memory, &event, &answer, mine.as_ref())?;
         Ok(Before::Answered(answer.errno))
     }
 

@@ -57,10 +57,14 @@ impl MasterMonitor {
     }
 
     fn broadcast(&self, message: Down) {
-        for port in &self.ports {
-            // A follower that has gone is noticed when its verdict is awaited.
+        let Some((last, others)) = self.ports.split_last() else {
+            return;
+        };
+        // A follower that has gone is noticed when its verdict is awaited.
+        for port in others {
             let _ = port.down.send(message.clone());
         }
+        let _ = last.down.send(message);
     }
 
     /// Halts on a divergence any follower has reported, without waiting for one.

@@ -115,7 +115,12 @@ pub fn run(
         let thread = std::thread::Builder::new()
             .name(format!("mvx-follower-{}", k + 1))
             .spawn(move || follow(&program, &fcfg, monitor))
-            .map_err(|e| RuntimeError::Write(format!("a thread for follower {}: {e}", k + 1)))?;
+            .map_err(|e| {
+                RuntimeError::Engine(wasmtime::Error::msg(format!(
+                    "cannot start a thread for follower {}: {e}",
+                    k + 1
+                )))
+            })?;
         threads.push(thread);
         ports.push(Port {
             name: f.name.clone(),

@@ -367,7 +367,7 @@ pub fn apply_outputs(
     spec: &'static CallSpec,
     args: &[i64],
     mem: &mut [u8],
-    outputs: &[Vec<u8>],
+    outputs: &[impl AsRef<[u8]>],
 ) -> Result<(), OutOfBounds> {
     let v = View { spec, args };
     let mut next = outputs.iter();
@@ -385,12 +385,12 @@ pub fn apply_outputs(
             }
             _ => continue,
         };
-        let bytes = next.next().ok_or(v.bad(i))?;
+        let bytes = next.next().ok_or(v.bad(i))?.as_ref();
         let room: usize = ranges.iter().map(|r| r.len()).sum();
         if bytes.len() > room {
             return Err(v.bad(i));
         }
-        let mut rest = &bytes[..];
+        let mut rest = bytes;
         for r in ranges {
             let n = r.len().min(rest.len());
             mem[r.start..r.start + n].copy_from_slice(&rest[..n]);
