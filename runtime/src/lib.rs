@@ -5,7 +5,7 @@
 //!
 //! * [`error`], [`config`] (what a run is given: [`RunConfig`], [`DirMap`], [`Output`],
 //!   [`Trigger`]) and [`doorbell`] (asking a running program to checkpoint, from any thread):
-//!   plain data and leaves.
+//!   plain data and leaves; [`link`], the authenticated channel between mvvm processes.
 //! * [`checkpoint`]: a run's checkpoint state, the countdown and the `mvvm.*` imports;
 //!   [`wasi`]: the WASI dispatch point and the descriptor mirror. Both are generic over the
 //!   store's data, through the traits they define.
@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod doorbell;
 pub mod error;
+pub mod link;
 pub mod mvx;
 pub mod program;
 pub mod session;

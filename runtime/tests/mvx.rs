@@ -33,7 +33,7 @@ fn agreeing_pair(guest: &Guest, policy: Lockstep) {
     };
     let pair_dir = tempfile::tempdir().expect("tempdir");
     let (cfg, out, err) = guest.config(Some(pair_dir.path()));
-    let run = mvx::run(&master, &[follower], &cfg, policy)
+    let run = mvx::run(&master, &[follower], Vec::new(), &cfg, policy)
         .unwrap_or_else(|e| panic!("{}: {e}", guest.name));
     match run.outcome {
         MvxOutcome::Exited(status) => assert_eq!(status, single_status, "{}", guest.name),

@@ -69,6 +69,7 @@ fn compare(wasm: &[u8], argv: &[String], pairs: usize) -> (f64, f64, Duration) {
             let run = mvx::run(
                 &master,
                 std::slice::from_ref(&follower),
+                Vec::new(),
                 &config(argv.to_vec()),
                 Lockstep::OutputLockstep,
             )

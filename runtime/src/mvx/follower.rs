@@ -5,14 +5,15 @@
 use super::event::{Answer, Down, Event, Output, Up};
 use super::poll;
 use super::report::{Divergence, Side, Value};
+use super::FollowerEnd;
 use crate::doorbell::Doorbell;
 use crate::wasi::calls::{self, CallClass, CallSpec, Content};
 use crate::wasi::dispatch::WasiCall;
 use crate::wasi::monitor::{Before, CallMonitor, Halt};
 use mvvm_contract::ModuleInfo;
 use std::borrow::Cow;
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
+use tokio::sync::mpsc::{UnboundedReceiver as Receiver, UnboundedSender as Sender};
 
 /// The follower's end of its link to the master.
 pub(crate) struct FollowerMonitor {
@@ -27,6 +28,8 @@ pub(crate) struct FollowerMonitor {
     pending: Option<Divergence>,
     /// The last event received.
     seen: u64,
+    /// How the follower's run ended, once it has.
+    end: Option<FollowerEnd>,
 }
 
 impl FollowerMonitor {
@@ -45,7 +48,13 @@ impl FollowerMonitor {
             info,
             pending: None,
             seen: 0,
+            end: None,
         }
+    }
+
+    /// How the follower's run ended: as recorded, or stopped by the master.
+    pub(crate) fn end(&mut self) -> FollowerEnd {
+        self.end.take().unwrap_or(FollowerEnd::Stopped)
     }
 
     /// Records a divergence at `seq` and halts; `halted` sends it.
@@ -62,6 +71,7 @@ impl FollowerMonitor {
 
     /// Sends a divergence to the master and makes sure it stops soon.
     fn send(&mut self, divergence: Divergence) {
+        self.end = Some(FollowerEnd::Diverged(Box::new(divergence.clone())));
         // A master that has gone needs no report.
         let _ = self.up.send(Up::Diverged(Box::new(divergence)));
         self.master_bell.ring();
@@ -69,9 +79,9 @@ impl FollowerMonitor {
 
     /// The master's next message; a master that stopped or went away halts the follower.
     fn next(&mut self) -> Result<Down, Halt> {
-        match super::receive(&self.down) {
-            Ok(Down::Stop) | Err(_) => Err(Halt),
-            Ok(message) => {
+        match super::receive(&mut self.down) {
+            Some(Down::Stop) | None => Err(Halt),
+            Some(message) => {
                 if let Down::Call(Event { seq, .. }) | Down::Exit { seq, .. } = message {
                     self.seen = seq;
                 }
@@ -203,6 +213,7 @@ impl FollowerMonitor {
         let Ok(message) = self.next() else { return };
         match message {
             Down::Exit { seq, status: s } if s == status => {
+                self.end = Some(FollowerEnd::Agreed(status));
                 let _ = self.up.send(Up::Agree { seq });
             }
             Down::Exit { seq, status: s } => {

@@ -10,8 +10,9 @@ use crate::wasi::calls::{self, CallClass};
 use crate::wasi::dispatch::WasiCall;
 use crate::wasi::monitor::{Before, CallMonitor, Halt};
 use mvvm_contract::ModuleInfo;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{UnboundedReceiver as Receiver, UnboundedSender as Sender};
 
 /// The master's end of its link to one follower.
 pub(crate) struct Port {
@@ -71,7 +72,7 @@ impl MasterMonitor {
     fn check(&mut self) -> Result<(), Halt> {
         for k in 0..self.ports.len() {
             match self.ports[k].up.try_recv() {
-                Ok(Up::Diverged(d)) => return Err(self.diverged(d)),
+                Ok(Up::Diverged(d)) => return Err(self.diverged(k, d)),
                 Ok(Up::Agree { .. }) | Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => return Err(self.vanished(k)),
             }
@@ -83,21 +84,28 @@ impl MasterMonitor {
     fn wait(&mut self, seq: u64) -> Result<(), Halt> {
         for k in 0..self.ports.len() {
             loop {
-                match super::receive(&self.ports[k].up) {
-                    Ok(Up::Agree { seq: s }) if s == seq => break,
+                match super::receive(&mut self.ports[k].up) {
+                    Some(Up::Agree { seq: s }) if s == seq => break,
                     // A verdict on an earlier event, sent before the follower knew it need not.
-                    Ok(Up::Agree { seq: s }) if s < seq => continue,
-                    Ok(Up::Agree { .. }) => return Err(self.vanished(k)),
-                    Ok(Up::Diverged(d)) => return Err(self.diverged(d)),
-                    Err(_) => return Err(self.vanished(k)),
+                    Some(Up::Agree { seq: s }) if s < seq => continue,
+                    Some(Up::Agree { .. }) => return Err(self.vanished(k)),
+                    Some(Up::Diverged(d)) => return Err(self.diverged(k, d)),
+                    None => return Err(self.vanished(k)),
                 }
             }
         }
         Ok(())
     }
 
-    /// Records `d`, naming the master's side by the call it is in where the follower could not.
-    fn diverged(&mut self, mut d: Box<Divergence>) -> Halt {
+    /// Records `d`, from follower `k`, naming the follower as the master does (a remote one
+    /// could claim any name) and the master's side by the call it is in where the follower could
+    /// not.
+    fn diverged(&mut self, k: usize, mut d: Box<Divergence>) -> Halt {
+        d.follower.clone_from(&self.ports[k].name);
+        // A report from a follower's link, which knows no event: the master's last.
+        if d.seq == 0 {
+            d.seq = self.seq;
+        }
         if d.master.call.is_empty() {
             d.master.call = self.current.unwrap_or("(between calls)").into();
         }
@@ -109,7 +117,7 @@ impl MasterMonitor {
     fn vanished(&mut self, k: usize) -> Halt {
         let d = Divergence {
             seq: self.seq,
-            follower: self.ports[k].name.clone(),
+            follower: String::new(),
             field: "follower".into(),
             master: Side::default(),
             follower_side: Side {
@@ -118,7 +126,7 @@ impl MasterMonitor {
                 stack: Vec::new(),
             },
         };
-        self.diverged(Box::new(d))
+        self.diverged(k, Box::new(d))
     }
 
     /// At the master's end with exit `status`: every follower must end the same way. Returns
@@ -150,7 +158,7 @@ impl MasterMonitor {
         if self.divergence.is_none() {
             for k in 0..self.ports.len() {
                 if let Ok(Up::Diverged(d)) = self.ports[k].up.try_recv() {
-                    let _ = self.diverged(d);
+                    let _ = self.diverged(k, d);
                     break;
                 }
             }

@@ -10,12 +10,14 @@
 //!
 //! The pieces, each using only those before it: [`report`] (a divergence and how it reads),
 //! [`event`] (the messages), `poll` (what `poll_oneoff` compares), the follower's and the master's
-//! call monitors, and [`run`], which starts the variants and says how the run ended.
+//! call monitors, [`remote`] (followers in other processes, over an authenticated link), and
+//! [`run`], which starts the variants and says how the run ended.
 
 pub mod event;
 mod follower;
 mod master;
 mod poll;
+pub mod remote;
 pub mod report;
 
 use crate::config::{Output, RunConfig};
@@ -28,9 +30,10 @@ use follower::FollowerMonitor;
 use master::{MasterMonitor, Port};
 use mvvm_contract::logging::OpenLine;
 use report::Divergence;
-use std::sync::mpsc::{channel, RecvError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{unbounded_channel as channel, UnboundedReceiver};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// When the master waits for its followers.
@@ -85,49 +88,51 @@ pub struct MvxRun {
     pub events: u64,
 }
 
+/// How a follower's run ended, as the follower saw it.
+#[derive(Debug)]
+pub enum FollowerEnd {
+    /// It agreed with the master on every event, up to the master's exit with this status.
+    Agreed(i32),
+    /// It differed from the master, as the report says, and told the master.
+    Diverged(Box<Divergence>),
+    /// The master stopped it before the end (another follower diverged, or the master failed),
+    /// or went away.
+    Stopped,
+}
+
 /// How long a stopped follower may take to end before the run returns without it.
 const FOLLOWER_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs `master` with `cfg` and every follower beside it, under `policy`, until the master exits
+/// Runs `master` with `cfg` and every follower beside it, the local `followers` on threads of
+/// their own and the `remotes` where they joined from, under `policy`, until the master exits
 /// (and every follower with it) or a follower diverges. A master that traps or fails ends the
 /// run with its error, as a single run would.
 pub fn run(
     master: &Program,
     followers: &[Follower],
+    remotes: Vec<remote::Remote>,
     cfg: &RunConfig,
     policy: Policy,
 ) -> Result<MvxRun, RuntimeError> {
     let mut ports = Vec::new();
     let mut threads = Vec::new();
     for (k, f) in followers.iter().enumerate() {
-        let (down, down_end) = channel();
-        let (up_end, up) = channel();
-        let bell = Doorbell::new();
-        let fcfg = follower_config(cfg, bell.clone());
-        let monitor = FollowerMonitor::new(
-            f.name.clone(),
-            down_end,
-            up_end,
-            cfg.doorbell.clone(),
-            f.program.info.clone(),
-        );
-        let program = f.program.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("mvx-follower-{}", k + 1))
-            .spawn(move || follow(&program, &fcfg, monitor))
-            .map_err(|e| {
-                RuntimeError::Engine(wasmtime::Error::msg(format!(
-                    "cannot start a thread for follower {}: {e}",
-                    k + 1
-                )))
-            })?;
+        let (port, thread) = start_local(k + 1, f, cfg)?;
+        ports.push(port);
         threads.push(thread);
-        ports.push(Port {
-            name: f.name.clone(),
-            down,
-            up,
-            bell,
-        });
+    }
+    let mut relays = Vec::new();
+    for (k, r) in remotes.into_iter().enumerate() {
+        let name = format!(
+            "follower {} ({} on {} at {})",
+            followers.len() + k + 1,
+            r.join.program,
+            r.join.isa,
+            r.peer
+        );
+        let (port, relay) = r.start(remote::Setup::of(cfg, name), cfg.doorbell.clone());
+        ports.push(port);
+        relays.push(relay);
     }
     let monitor = MasterMonitor::new(policy, ports, master.info.clone());
     let (result, mut monitor) = master.run_monitored(cfg, monitor);
@@ -136,7 +141,45 @@ pub fn run(
     let events = monitor.events();
     drop(monitor);
     join_bounded(threads);
+    relays.into_iter().for_each(remote::Relay::flush);
     outcome.map(|outcome| MvxRun { outcome, events })
+}
+
+/// Starts local follower `number` on a thread of its own; returns the master's end of its link.
+fn start_local(
+    number: usize,
+    f: &Follower,
+    cfg: &RunConfig,
+) -> Result<(Port, std::thread::JoinHandle<()>), RuntimeError> {
+    let (down, down_end) = channel();
+    let (up_end, up) = channel();
+    let bell = Doorbell::new();
+    let fcfg = follower_config(cfg, bell.clone());
+    let monitor = FollowerMonitor::new(
+        f.name.clone(),
+        down_end,
+        up_end,
+        cfg.doorbell.clone(),
+        f.program.info.clone(),
+    );
+    let program = f.program.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("mvx-follower-{number}"))
+        .spawn(move || {
+            follow(&program, &fcfg, monitor);
+        })
+        .map_err(|e| {
+            RuntimeError::Engine(wasmtime::Error::msg(format!(
+                "cannot start a thread for follower {number}: {e}"
+            )))
+        })?;
+    let port = Port {
+        name: f.name.clone(),
+        down,
+        up,
+        bell,
+    };
+    Ok((port, thread))
 }
 
 /// How the run ended, from how the master's run did.
@@ -188,8 +231,8 @@ fn follower_config(cfg: &RunConfig, bell: Doorbell) -> RunConfig {
     }
 }
 
-/// A follower's thread: runs it, then reports how it ended.
-fn follow(program: &Program, cfg: &RunConfig, monitor: FollowerMonitor) {
+/// Runs a follower, then reports how it ended, to the master and to the caller.
+fn follow(program: &Program, cfg: &RunConfig, monitor: FollowerMonitor) -> FollowerEnd {
     let (result, mut monitor) = program.run_monitored(cfg, monitor);
     match result {
         Ok(Run {
@@ -208,6 +251,7 @@ fn follow(program: &Program, cfg: &RunConfig, monitor: FollowerMonitor) {
         }
         Err(e) => monitor.failed(e.to_string(), Vec::new()),
     }
+    monitor.end()
 }
 
 /// Waits for the followers' threads to end, at most [`FOLLOWER_GRACE`]: a follower that cannot be
@@ -232,19 +276,20 @@ fn join_bounded(threads: Vec<std::thread::JoinHandle<()>>) {
 const SPIN: Duration = Duration::from_micros(200);
 
 /// The next message on `channel`: spun for while the sender is likely to be close behind, then
-/// waited for asleep. `Err` when the sender has gone.
-pub(crate) fn receive<T>(channel: &std::sync::mpsc::Receiver<T>) -> Result<T, RecvError> {
+/// waited for asleep. `None` when every sender has gone. Never called from async code: the
+/// variants run on threads of their own.
+pub(crate) fn receive<T>(channel: &mut UnboundedReceiver<T>) -> Option<T> {
     let started = Instant::now();
     loop {
         for _ in 0..64 {
             match channel.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Ok(message) => return Some(message),
+                Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => std::hint::spin_loop(),
             }
         }
         if started.elapsed() >= SPIN {
-            return channel.recv();
+            return channel.blocking_recv();
         }
     }
 }

@@ -70,8 +70,24 @@ pub(crate) enum Command {
     ///
     ///   mvvm mvx --follower app.aot@pulley64 app.aot ARGS...   the same program on two ISAs
     ///   mvvm mvx --follower variant.aot app.aot                a diversified or shifted variant
+    ///
+    /// With --listen ADDR, followers may also run in other processes, on this host or another of
+    /// any ISA, each started with `mvvm mvx-follower --connect ADDR F.aot`; the master starts
+    /// when --followers N of them have joined. Both ends hold the same key (--key-file or
+    /// MVVM_KEY), which authenticates every message; without one, only loopback is allowed.
+    ///
+    ///   mvvm mvx --listen 0.0.0.0:7000 --key-file k app.aot     on the server
+    ///   mvvm mvx-follower --connect server:7000 --key-file k app.aot   on an aarch64 box
     #[command(verbatim_doc_comment)]
     Mvx(MvxArgs),
+    /// Run a follower variant for an `mvvm mvx --listen` master elsewhere.
+    ///
+    /// The follower gets the program's arguments, environment and directory names from the
+    /// master, touches nothing of this host, and exits with the program's status once it has
+    /// agreed with the master to the end; 162 if the variants diverged (the report names where),
+    /// or if the master stopped the run.
+    #[command(name = "mvx-follower", verbatim_doc_comment)]
+    MvxFollower(MvxFollowerArgs),
     /// Describe an .aot file (targets, policy, sites) or an image (call stack, memory, fds).
     Inspect(InspectArgs),
     /// Print a completion script for a shell, e.g. `mvvm completions bash > /etc/bash_completion.d/mvvm`.
@@ -141,15 +157,62 @@ pub(crate) struct RunCommand {
 pub(crate) struct MvxArgs {
     #[command(flatten)]
     pub(crate) run: RunArgs,
-    /// A follower variant: an .aot (the master's or a variant of it), optionally with the ISA
-    /// it runs on (native or pulley64; default native). Repeatable; at least one.
-    #[arg(long = "follower", value_name = "F.aot[@ISA]", required = true)]
+    /// A follower variant in this process: an .aot (the master's or a variant of it), optionally
+    /// with the ISA it runs on (native or pulley64; default native). Repeatable; at least one,
+    /// unless followers join from elsewhere (--listen).
+    #[arg(
+        long = "follower",
+        value_name = "F.aot[@ISA]",
+        required_unless_present = "listen"
+    )]
     pub(crate) followers: Vec<String>,
+    /// Wait on this address for followers started elsewhere with `mvvm mvx-follower --connect`
+    /// before the master starts (port 0: the system picks one; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// With --listen: how many remote followers to wait for.
+    #[arg(long = "followers", value_name = "N", default_value_t = 1, requires = "listen",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) remote_followers: u32,
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
     /// When the master waits for its followers: output-lockstep before every call that acts on
     /// the world, so that nothing leaves unagreed; lockstep before every call; loose never (a
     /// divergence is found after the master's output may have left).
     #[arg(long, value_enum, default_value = "output-lockstep")]
     pub(crate) policy: PolicyArg,
+}
+
+/// The pre-shared key of a link between mvvm processes.
+#[derive(Args, Debug)]
+pub(crate) struct KeyArgs {
+    /// The pre-shared key both ends must hold (at least 16 bytes; trailing line ends are not
+    /// part of it). Default: the MVVM_KEY environment variable; without either, only loopback
+    /// addresses are allowed, since anyone who reached the port could take part.
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct MvxFollowerArgs {
+    /// The follower's program: the master's .aot or a variant of it.
+    #[arg(short = 't', long = "target-file", value_name = "F.aot")]
+    pub(crate) target: Option<PathBuf>,
+    /// The follower's program, as a positional argument.
+    #[arg(value_name = "F.aot", conflicts_with = "target")]
+    pub(crate) app: Option<PathBuf>,
+    /// Which ISA to run on: native or pulley64.
+    #[arg(long, value_name = "ISA", default_value = "native", value_parser = parse_isa)]
+    pub(crate) isa: Isa,
+    /// The master's address, as its --listen gave it. A master not yet listening is retried for
+    /// a few seconds, so both may be started at once.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) connect: String,
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    /// Print none of mvvm's own lines on success.
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
 }
 
 /// `--policy`'s values.

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Checkpoint(a) => checkpoint(a, &line),
         Command::Restore(a) => restore(a, &line),
         Command::Mvx(a) => mvx::mvx(a, &line),
+        Command::MvxFollower(a) => mvx::mvx_follower(a, &line),
         Command::Inspect(a) => inspect::inspect(&a).map(|()| 0),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -72,7 +73,24 @@ fn usage_error(e: clap::Error) -> ExitCode {
 
 /// The exit status of a failure (see [`status`]).
 fn failure_status(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<RuntimeError>() {
+    use mvvm_runtime::link::LinkError;
+    use mvvm_runtime::mvx::remote::RemoteError;
+    let link = match e.downcast_ref::<RemoteError>() {
+        Some(RemoteError::Link(l)) => Some(l),
+        _ => e.downcast_ref::<LinkError>(),
+    };
+    if let Some(l) = link {
+        return if l.is_refusal() {
+            status::BAD_INPUT
+        } else {
+            status::HOST_FAILURE
+        };
+    }
+    let runtime = match e.downcast_ref::<RemoteError>() {
+        Some(RemoteError::Runtime(r)) => Some(r),
+        _ => e.downcast_ref::<RuntimeError>(),
+    };
+    match runtime {
         Some(RuntimeError::Trap(_)) => status::TRAP,
         Some(RuntimeError::Engine(_) | RuntimeError::Write(_)) => status::HOST_FAILURE,
         _ => status::BAD_INPUT,

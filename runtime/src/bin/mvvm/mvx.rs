@@ -1,11 +1,14 @@
-//! `mvvm mvx`: a master and its followers, compared at every WASI call.
+//! `mvvm mvx`: a master and its followers, compared at every WASI call; and `mvvm mvx-follower`,
+//! a follower in a process of its own.
 
-use crate::cli::{parse_isa, MvxArgs, PolicyArg};
+use crate::cli::{parse_isa, KeyArgs, MvxArgs, MvxFollowerArgs, PolicyArg};
 use crate::{guest_status, load, program_and_args, run_config};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use mvvm_contract::logging::OpenLine;
 use mvvm_contract::status;
-use mvvm_runtime::mvx::{self, Follower, MvxOutcome, Policy};
+use mvvm_runtime::link::Key;
+use mvvm_runtime::mvx::remote::{self, Join, Network, Remote};
+use mvvm_runtime::mvx::{self, Follower, FollowerEnd, MvxOutcome, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,7 +37,13 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
         PolicyArg::Lockstep => Policy::Lockstep,
         PolicyArg::Loose => Policy::Loose,
     };
-    let run = mvx::run(&master, &followers, &cfg, policy)?;
+    let network;
+    let mut remotes = Vec::new();
+    if let Some(addr) = &a.listen {
+        network = Network::new()?;
+        remotes = wait_for_followers(&network, addr, &a, followers.len(), line)?;
+    }
+    let run = mvx::run(&master, &followers, remotes, &cfg, policy)?;
     match run.outcome {
         MvxOutcome::Exited(code) => {
             spdlog::info!(
@@ -45,6 +54,93 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
         }
         MvxOutcome::Diverged(report) => {
             line.eprintln(format_args!("mvvm: mvx: {report}"));
+            Ok(status::DIVERGED)
+        }
+    }
+}
+
+/// Listens on `addr` until `--followers` remote followers have joined.
+fn wait_for_followers(
+    network: &Network,
+    addr: &str,
+    a: &MvxArgs,
+    locals: usize,
+    line: &OpenLine,
+) -> Result<Vec<Remote>> {
+    let key = key(&a.key)?;
+    let listener = network
+        .listen(addr, key)
+        .with_context(|| format!("--listen {addr}"))?;
+    let n = a.remote_followers;
+    if !a.run.place.quiet {
+        let s = if n == 1 { "" } else { "s" };
+        let at = listener.local_addr();
+        line.eprintln(format_args!(
+            "mvvm: mvx: waiting for {n} follower{s} on {at}"
+        ));
+    }
+    let mut remotes = Vec::new();
+    for k in 0..n as usize {
+        let r = listener.accept(network)?;
+        spdlog::info!(
+            "mvx: follower {} joined: {} on {} from {}",
+            locals + k + 1,
+            r.join.program,
+            r.join.isa,
+            r.peer
+        );
+        remotes.push(r);
+    }
+    Ok(remotes)
+}
+
+/// The link key: `--key-file`, else `MVVM_KEY`, else none.
+fn key(a: &KeyArgs) -> Result<Key> {
+    if let Some(file) = &a.key_file {
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("--key-file {}: cannot read it", file.display()))?;
+        return Key::from_bytes(&bytes).with_context(|| format!("--key-file {}", file.display()));
+    }
+    match std::env::var_os("MVVM_KEY") {
+        Some(k) => Key::from_bytes(k.as_encoded_bytes()).context("MVVM_KEY"),
+        None => Ok(Key::none()),
+    }
+}
+
+/// Runs `mvvm mvx-follower`: the program's status once it agreed to the end, or
+/// [`status::DIVERGED`].
+pub(crate) fn mvx_follower(a: MvxFollowerArgs, line: &OpenLine) -> Result<u8> {
+    let Some(target) = a.target.or(a.app) else {
+        bail!("no program given; usage: mvvm mvx-follower --connect ADDR F.aot (see mvvm mvx-follower --help)")
+    };
+    let program = load(&target, a.isa)?;
+    let key = key(&a.key)?;
+    let network = Network::new()?;
+    let join = Join {
+        program: target.file_name().map_or_else(
+            || target.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        ),
+        isa: program.target.name().into(),
+    };
+    let joined = network
+        .join(&a.connect, &key, &join)
+        .with_context(|| format!("--connect {}", a.connect))?;
+    spdlog::info!(
+        "mvx: joined the master at {} as {}",
+        joined.master(),
+        joined.setup.name
+    );
+    match remote::follow_remote(&network, &program, joined)? {
+        FollowerEnd::Agreed(code) => Ok(guest_status(code)),
+        FollowerEnd::Diverged(report) => {
+            line.eprintln(format_args!("mvvm: mvx-follower: {report}"));
+            Ok(status::DIVERGED)
+        }
+        FollowerEnd::Stopped => {
+            line.eprintln(format_args!(
+                "mvvm: mvx-follower: the master stopped the run before its end (its report says why)"
+            ));
             Ok(status::DIVERGED)
         }
     }
