@@ -422,3 +422,157 @@ impl Receiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dialer and a listener linked over loopback with keys `a` and `b`.
+    async fn pair(a: &Key, b: &Key) -> (Result<Link, LinkError>, Result<Link, LinkError>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let b = b.clone();
+        let accepted = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            Link::accept(stream, &b, Purpose::Mvx).await
+        });
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let dialed = Link::dial(stream, a, Purpose::Mvx).await;
+        (dialed, accepted.await.expect("the accepting task"))
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    fn key(seed: u8) -> Key {
+        Key::from_bytes(&[seed; 32]).expect("a key")
+    }
+
+    #[test]
+    fn frames_pass_both_ways_under_one_key() {
+        runtime().block_on(async {
+            let (d, l) = pair(&key(1), &key(1)).await;
+            let (mut d, mut l) = (d.expect("dialer"), l.expect("listener"));
+            d.sender
+                .send(&(7u64, "up".to_string()))
+                .await
+                .expect("send");
+            l.sender.send(&vec![1u8, 2, 3]).await.expect("send");
+            let up: Option<(u64, String)> = l.receiver.receive().await.expect("receive");
+            assert_eq!(up, Some((7, "up".into())));
+            let down: Option<Vec<u8>> = d.receiver.receive().await.expect("receive");
+            assert_eq!(down, Some(vec![1, 2, 3]));
+            d.sender.close().await.expect("close");
+            assert_eq!(l.receiver.receive::<u8>().await.expect("end"), None);
+        });
+    }
+
+    #[test]
+    fn different_keys_are_refused_on_both_sides() {
+        runtime().block_on(async {
+            for (a, b) in [
+                (key(1), key(2)),
+                (Key::none(), key(2)),
+                (key(1), Key::none()),
+            ] {
+                let (d, l) = pair(&a, &b).await;
+                assert!(matches!(d, Err(LinkError::WrongKey(_))), "{:?}", d.err());
+                assert!(matches!(l, Err(LinkError::WrongKey(_))), "{:?}", l.err());
+            }
+            let (d, l) = pair(&Key::none(), &Key::none()).await;
+            assert!(d.is_ok() && l.is_ok());
+        });
+    }
+
+    #[test]
+    fn an_altered_a_replayed_and_a_reflected_frame_are_refused() {
+        runtime().block_on(async {
+            // Altered: one byte of the body flipped after the tag was made.
+            let (d, l) = pair(&key(1), &key(1)).await;
+            let (mut d, mut l) = (d.expect("dialer"), l.expect("listener"));
+            let body =
+                bincode::serde::encode_to_vec(5u32, bincode::config::standard()).expect("encode");
+            let len = (body.len() as u32).to_le_bytes();
+            let tag = mac(&d.sender.key, &[&0u64.to_le_bytes(), &len, &body]);
+            let mut altered = body.clone();
+            altered[0] ^= 1;
+            for part in [&len[..], &altered, &tag] {
+                d.sender.stream.write_all(part).await.expect("write");
+            }
+            d.sender.stream.flush().await.expect("flush");
+            let e = l.receiver.receive::<u32>().await.expect_err("altered");
+            assert!(matches!(e, LinkError::Tampered { seq: 0, .. }), "{e}");
+
+            // Replayed: frame 0 sent again where frame 1 is due.
+            let (d, l) = pair(&key(1), &key(1)).await;
+            let (mut d, mut l) = (d.expect("dialer"), l.expect("listener"));
+            d.sender.send(&5u32).await.expect("send");
+            d.sender.seq = 0;
+            d.sender.send(&5u32).await.expect("send again");
+            assert_eq!(l.receiver.receive::<u32>().await.expect("first"), Some(5));
+            let e = l.receiver.receive::<u32>().await.expect_err("replayed");
+            assert!(matches!(e, LinkError::Tampered { seq: 1, .. }), "{e}");
+
+            // Reflected: a frame tagged for the other direction.
+            let (d, l) = pair(&key(1), &key(1)).await;
+            let (mut d, mut l) = (d.expect("dialer"), l.expect("listener"));
+            d.sender.key = l.sender.key;
+            d.sender.send(&5u32).await.expect("send");
+            let e = l.receiver.receive::<u32>().await.expect_err("reflected");
+            assert!(matches!(e, LinkError::Tampered { .. }), "{e}");
+        });
+    }
+
+    #[test]
+    fn keys_are_long_enough_and_without_one_only_loopback_is_allowed() {
+        assert!(matches!(
+            Key::from_bytes(b"short\n"),
+            Err(LinkError::ShortKey(5))
+        ));
+        let k = Key::from_bytes(b"0123456789abcdef\r\n").expect("16 bytes and a line end");
+        assert_eq!(k.0, b"0123456789abcdef");
+        let local: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let remote: SocketAddr = "192.0.2.1:1".parse().expect("addr");
+        assert!(require_key_or_loopback(&Key::none(), local).is_ok());
+        assert!(require_key_or_loopback(&k, remote).is_ok());
+        let e = require_key_or_loopback(&Key::none(), remote).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("192.0.2.1:1 is not a loopback address"),
+            "{e}"
+        );
+        assert!(format!("{k:?}").contains("16 bytes") && !format!("{k:?}").contains("0123"));
+    }
+
+    #[test]
+    fn a_peer_of_another_version_or_purpose_or_program_is_named_as_such() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let mut h = [0u8; HELLO];
+        h.copy_from_slice(&hello(Purpose::Mvx, &[9; TAG]));
+        assert_eq!(check_hello(&h, Purpose::Mvx, peer).expect("good"), [9; TAG]);
+        let mut v = h;
+        v[8] = 2;
+        assert!(matches!(
+            check_hello(&v, Purpose::Mvx, peer),
+            Err(LinkError::Version { theirs: 2, .. })
+        ));
+        let mut p = h;
+        p[10] = 0;
+        assert!(matches!(
+            check_hello(&p, Purpose::Mvx, peer),
+            Err(LinkError::Purpose(_))
+        ));
+        let mut m = h;
+        m[0] = b'G';
+        assert!(matches!(
+            check_hello(&m, Purpose::Mvx, peer),
+            Err(LinkError::NotMvvm(_))
+        ));
+    }
+}

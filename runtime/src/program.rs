@@ -226,18 +226,70 @@ impl Program {
         cfg: &RunConfig,
         monitor: M,
     ) -> (Result<Run, RuntimeError>, M) {
-        let mut monitor = Some(Box::new(monitor) as Box<dyn CallMonitor>);
-        let result = Session::new(self.code(), cfg, Trigger::None).and_then(|mut session| {
-            session.set_monitor(monitor.take().expect("set once"));
-            let run = self.start_and_drive(&mut session, cfg, None);
-            monitor = session.take_monitor();
+        self.run_monitored_with(cfg, monitor, None)
+    }
+
+    /// Like [`Program::run_monitored`], with [`Program::run_with`]'s `keep_running`: each
+    /// checkpoint (the doorbell's) is handed to it, and the program goes on with its monitor.
+    pub fn run_monitored_with<M: CallMonitor>(
+        &self,
+        cfg: &RunConfig,
+        monitor: M,
+        keep_running: Option<OnCheckpoint<'_>>,
+    ) -> (Result<Run, RuntimeError>, M) {
+        with_monitor(monitor, |slot| {
+            let mut session = Session::new(self.code(), cfg, Trigger::None)?;
+            session.set_monitor(slot.take().expect("set once"));
+            let run = self.start_and_drive(&mut session, cfg, keep_running);
+            *slot = session.take_monitor();
             run
-        });
-        let monitor: Box<dyn std::any::Any> = monitor.expect("the session gave the monitor back");
-        match monitor.downcast::<M>() {
-            Ok(m) => (result, *m),
-            Err(_) => unreachable!("the monitor given is the monitor taken"),
+        })
+    }
+
+    /// Resumes `snap` as a follower variant that joins a running master late, with `monitor`
+    /// answering every call that is not local. Unlike [`Program::resume`], no descriptor is
+    /// reopened (a follower's calls never reach the host), and `snap` may come from another
+    /// variant of this program: only its frames must fit this module, and the comparison that
+    /// follows checks the rest.
+    pub fn resume_monitored<M: CallMonitor>(
+        &self,
+        cfg: &RunConfig,
+        snap: &Snapshot,
+        monitor: M,
+    ) -> (Result<Run, RuntimeError>, M) {
+        with_monitor(monitor, |slot| {
+            let (mut session, _) = self.resume_session(cfg, snap, Trigger::None)?;
+            session.arm_resume_of_variant(snap)?;
+            session.set_monitor(slot.take().expect("set once"));
+            let run = session.drive(&snap.entry, None);
+            *slot = session.take_monitor();
+            run
+        })
+    }
+
+    /// A session for resuming `snap`, and the configuration it was made with: `cfg` with the
+    /// snapshot's arguments, environment and directories.
+    fn resume_session(
+        &self,
+        cfg: &RunConfig,
+        snap: &Snapshot,
+        trigger: Trigger,
+    ) -> Result<(Session<'_>, RunConfig), RuntimeError> {
+        if !self.info.policy.instrument {
+            return Err(RuntimeError::Input(
+                "this module is not instrumented; it cannot be resumed".into(),
+            ));
         }
+        crate::checkpoint::frames::check_frames(&self.info, &snap.frames)
+            .map_err(RuntimeError::Input)?;
+        let mut cfg = cfg.clone();
+        if let Some(w) = &snap.wasi {
+            cfg.argv = w.argv.clone();
+            cfg.env = w.env.clone();
+            cfg.dirs = restore_dirs(&w.preopens, &cfg.dirs)?;
+        }
+        let session = Session::new(self.code(), &cfg, trigger)?;
+        Ok((session, cfg))
     }
 
     /// Resumes `snap` (taken from this module, on any ISA) until it exits or checkpoints again.
@@ -262,22 +314,11 @@ impl Program {
         trigger: Trigger,
         keep_running: Option<OnCheckpoint<'_>>,
     ) -> Result<Run, RuntimeError> {
-        if !self.info.policy.instrument {
-            return Err(RuntimeError::Input(
-                "this module is not instrumented; it cannot be resumed".into(),
-            ));
-        }
         let started = std::time::Instant::now();
-        mvvm_restore::check_module(self.module_hash, snap)?;
-        crate::checkpoint::frames::check_frames(&self.info, &snap.frames)
-            .map_err(RuntimeError::Input)?;
-        let mut cfg = cfg.clone();
-        if let Some(w) = &snap.wasi {
-            cfg.argv = w.argv.clone();
-            cfg.env = w.env.clone();
-            cfg.dirs = restore_dirs(&w.preopens, &cfg.dirs)?;
+        if self.info.policy.instrument {
+            mvvm_restore::check_module(self.module_hash, snap)?;
         }
-        let mut session = Session::new(self.code(), &cfg, trigger)?;
+        let (mut session, cfg) = self.resume_session(cfg, snap, trigger)?;
         if let Some(w) = &snap.wasi {
             session.reopen_descriptors(w, cfg.allow_changed_files)?;
         }
@@ -404,4 +445,19 @@ fn artifact_module(aot: &AotFile<'_>, target: Target, engine: &Engine) -> Result
     // files, .aot files must be trusted like executables.
     unsafe { Module::deserialize(engine, &a.bytes) }
         .map_err(|e| format!("the {target} artifact cannot be loaded here ({e:#})"))
+}
+
+/// Runs `go` with `monitor` in a slot that `go` moves into its session and back out of it, then
+/// hands the monitor back with `go`'s result.
+fn with_monitor<M: CallMonitor>(
+    monitor: M,
+    go: impl FnOnce(&mut Option<Box<dyn CallMonitor>>) -> Result<Run, RuntimeError>,
+) -> (Result<Run, RuntimeError>, M) {
+    let mut slot = Some(Box::new(monitor) as Box<dyn CallMonitor>);
+    let result = go(&mut slot);
+    let monitor: Box<dyn std::any::Any> = slot.expect("the session gave the monitor back");
+    match monitor.downcast::<M>() {
+        Ok(m) => (result, *m),
+        Err(_) => unreachable!("the monitor given is the monitor taken"),
+    }
 }

@@ -223,11 +223,25 @@ impl<'p> Session<'p> {
     /// Loads `snap` (memories, globals, tables, trigger progress) into the instance and arms the
     /// rewind: the next call of its entry export reloads every frame.
     pub(crate) fn arm_resume(&mut self, snap: &Snapshot) -> Result<(), RuntimeError> {
+        self.arm_resume_from(snap, self.code.module_hash)
+    }
+
+    /// Like [`Session::arm_resume`], for a snapshot of another variant of this module (a
+    /// multi-variant follower joining late): only its frames and values must fit.
+    pub(crate) fn arm_resume_of_variant(&mut self, snap: &Snapshot) -> Result<(), RuntimeError> {
+        self.arm_resume_from(snap, snap.module_hash)
+    }
+
+    fn arm_resume_from(
+        &mut self,
+        snap: &Snapshot,
+        module_hash: [u8; 32],
+    ) -> Result<(), RuntimeError> {
         self.store
             .data_mut()
             .checkpoint
             .set_counters(&snap.counters);
-        mvvm_restore::apply(&mut self.store, &self.instance, self.code.module_hash, snap)?;
+        mvvm_restore::apply(&mut self.store, &self.instance, module_hash, snap)?;
         self.arm_rewind(snap.frames.clone())
     }
 

@@ -33,7 +33,7 @@ fn agreeing_pair(guest: &Guest, policy: Lockstep) {
     };
     let pair_dir = tempfile::tempdir().expect("tempdir");
     let (cfg, out, err) = guest.config(Some(pair_dir.path()));
-    let run = mvx::run(&master, &[follower], Vec::new(), &cfg, policy)
+    let run = mvx::run(&master, mvx::Followers::local(vec![follower]), &cfg, policy)
         .unwrap_or_else(|e| panic!("{}: {e}", guest.name));
     match run.outcome {
         MvxOutcome::Exited(status) => assert_eq!(status, single_status, "{}", guest.name),
@@ -300,4 +300,100 @@ fn poll_userdata_is_each_variants_own() {
     let o = mvx_pair(&master, &follower);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
+}
+
+/// A module that sleeps 50 ms (`poll_oneoff`) and then writes `tick NN` 40 times; at tick
+/// `boom` it writes `BOOM` instead (never, for a `boom` of 1000). The variants differ in that
+/// constant alone, so that one's snapshot fits the other.
+fn ticker(boom: u32) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 72) "\00")
+  (data (i32.const 80) "\01\00\00\00")
+  (data (i32.const 88) "\80\f0\fa\02\00\00\00\00")
+  (data (i32.const 256) "tick 00\n")
+  (data (i32.const 512) "BOOM\n")
+  (func $sleep (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160))))
+  (func $write (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (call $sleep)
+      (i32.store8 (i32.const 261) (i32.add (i32.const 48) (i32.div_u (local.get $i) (i32.const 10))))
+      (i32.store8 (i32.const 262) (i32.add (i32.const 48) (i32.rem_u (local.get $i) (i32.const 10))))
+      (if (i32.eq (local.get $i) (i32.const {boom}))
+        (then (call $write (i32.const 512) (i32.const 5)))
+        (else (call $write (i32.const 256) (i32.const 8))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 40))))))"#
+    )
+}
+
+/// `tick 00` to `tick NN-1`.
+fn ticks(n: u32) -> String {
+    (0..n).map(|i| format!("tick {i:02}\n")).collect()
+}
+
+/// The event after which the late followers joined, from the master's `-v` line.
+fn joined_after(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("joined after event"))
+        .unwrap_or_else(|| panic!("no join in:\n{stderr}"));
+    let after = line.split("joined after event ").nth(1).expect("a number");
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().expect("an event number")
+}
+
+#[test]
+fn a_follower_joining_after_one_second_agrees_and_catches_a_divergence_planted_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = wat_aot(dir.path(), "ticker", &ticker(1000));
+    let planted = wat_aot(dir.path(), "ticker_boom", &ticker(30));
+    let late_pair = |follower: String| {
+        let started = Instant::now();
+        let o = Command::new(MVVM)
+            .args(["-v", "mvx", "--join-after", "1", "--follower", &follower])
+            .arg(&master)
+            .output()
+            .expect("spawn");
+        assert!(started.elapsed() < Duration::from_secs(60), "too long");
+        o
+    };
+
+    let o = late_pair(format!("{}@pulley64", master.display()));
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), ticks(40));
+    // Each tick is two events (the sleep, the write); after 1 s of 50 ms ticks the master is
+    // well past its start and well before its end.
+    let joined = joined_after(&e);
+    assert!(
+        (10..70).contains(&joined),
+        "joined after event {joined}: {e}"
+    );
+    assert!(
+        e.contains("81 events, on which every follower agreed"),
+        "{e}"
+    );
+
+    // The variant writes BOOM at tick 30 (event 62), after it joined: held back, reported.
+    let o = late_pair(planted.display().to_string());
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(i32::from(DIVERGED)), "{e}");
+    assert!(joined_after(&e) < 62, "{e}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), ticks(30));
+    for needle in [
+        "at event 62",
+        "argument 1 of fd_write",
+        "|tick 30.|",
+        "|BOOM.|",
+    ] {
+        assert!(e.contains(needle), "{needle:?} missing from:\n{e}");
+    }
 }

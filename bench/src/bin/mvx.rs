@@ -68,8 +68,7 @@ fn compare(wasm: &[u8], argv: &[String], pairs: usize) -> (f64, f64, Duration) {
         let pair = timed(|| {
             let run = mvx::run(
                 &master,
-                std::slice::from_ref(&follower),
-                Vec::new(),
+                mvx::Followers::local(vec![follower.clone()]),
                 &config(argv.to_vec()),
                 Lockstep::OutputLockstep,
             )

@@ -52,6 +52,12 @@ impl FollowerMonitor {
         }
     }
 
+    /// A follower that joins after the master's event `seq` (from a snapshot taken there).
+    pub(crate) fn after_event(mut self, seq: u64) -> FollowerMonitor {
+        self.seen = seq;
+        self
+    }
+
     /// How the follower's run ended: as recorded, or stopped by the master.
     pub(crate) fn end(&mut self) -> FollowerEnd {
         self.end.take().unwrap_or(FollowerEnd::Stopped)

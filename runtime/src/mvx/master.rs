@@ -10,7 +10,8 @@ use crate::wasi::calls::{self, CallClass};
 use crate::wasi::dispatch::WasiCall;
 use crate::wasi::monitor::{Before, CallMonitor, Halt};
 use mvvm_contract::ModuleInfo;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{UnboundedReceiver as Receiver, UnboundedSender as Sender};
 
@@ -37,6 +38,32 @@ pub(crate) struct MasterMonitor {
     current: Option<&'static str>,
     /// The divergence that stopped the run, once one has.
     pub(crate) divergence: Option<Box<Divergence>>,
+    /// How followers that join while the master runs reach it.
+    joiner: Joiner,
+}
+
+/// Where followers that join a running master ([`super::late`]) come in: their ports, admitted
+/// at the master's next call, and the master's event count, which a snapshot taken between
+/// calls starts from.
+#[derive(Clone, Default)]
+pub(crate) struct Joiner {
+    arrivals: Arc<Mutex<Vec<Port>>>,
+    seq: Arc<AtomicU64>,
+}
+
+impl Joiner {
+    /// The master's events so far.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Adds a follower that takes part from the master's next event on.
+    pub(crate) fn admit(&self, port: Port) {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(port);
+    }
 }
 
 impl MasterMonitor {
@@ -49,7 +76,30 @@ impl MasterMonitor {
             unsent: None,
             current: None,
             divergence: None,
+            joiner: Joiner::default(),
         }
+    }
+
+    /// Where followers join this master while it runs.
+    pub(crate) fn joiner(&self) -> Joiner {
+        self.joiner.clone()
+    }
+
+    /// Takes in the followers that joined since the last call.
+    fn admit(&mut self) {
+        let mut arrivals = self
+            .joiner
+            .arrivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.ports.append(&mut arrivals);
+    }
+
+    /// Counts a new event; returns its sequence number.
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.joiner.seq.store(self.seq, Ordering::SeqCst);
+        self.seq
     }
 
     /// Events made so far.
@@ -133,12 +183,10 @@ impl MasterMonitor {
     /// the divergence if one did not.
     pub(crate) fn finish(&mut self, status: i32) -> Option<Box<Divergence>> {
         self.current = Some("exit");
+        self.admit();
         if self.check().is_ok() {
-            self.seq += 1;
-            self.broadcast(Down::Exit {
-                seq: self.seq,
-                status,
-            });
+            let seq = self.next_seq();
+            self.broadcast(Down::Exit { seq, status });
             let _ = self.wait(self.seq);
         }
         self.divergence.take()
@@ -170,14 +218,14 @@ impl MasterMonitor {
 impl CallMonitor for MasterMonitor {
     fn before(&mut self, call: WasiCall<'_>, memory: &mut [u8]) -> Result<Before, Halt> {
         self.current = Some(call.name);
+        self.admit();
         self.check()?;
         let spec = calls::spec(call.name).ok_or(Halt)?;
         if matches!(spec.class, CallClass::Local | CallClass::Exit) {
             return Ok(Before::Execute);
         }
-        self.seq += 1;
         let event = Event {
-            seq: self.seq,
+            seq: self.next_seq(),
             function: Function::of(spec),
             inputs: calls::decode_inputs(spec, call.args, memory).ok(),
             answer: None,

@@ -10,11 +10,13 @@
 //!
 //! The pieces, each using only those before it: [`report`] (a divergence and how it reads),
 //! [`event`] (the messages), `poll` (what `poll_oneoff` compares), the follower's and the master's
-//! call monitors, [`remote`] (followers in other processes, over an authenticated link), and
-//! [`run`], which starts the variants and says how the run ended.
+//! call monitors, [`remote`] (followers in other processes, over an authenticated link),
+//! [`late`] (followers that join a running master from a snapshot), and [`run`], which starts
+//! the variants and says how the run ended.
 
 pub mod event;
 mod follower;
+pub mod late;
 mod master;
 mod poll;
 pub mod remote;
@@ -28,6 +30,7 @@ use crate::session::{Outcome, Run};
 use crate::wasi::calls::CallClass;
 use follower::FollowerMonitor;
 use master::{MasterMonitor, Port};
+use mvvm_checkpoint::Snapshot;
 use mvvm_contract::logging::OpenLine;
 use report::Divergence;
 use std::sync::Arc;
@@ -103,29 +106,49 @@ pub enum FollowerEnd {
 /// How long a stopped follower may take to end before the run returns without it.
 const FOLLOWER_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs `master` with `cfg` and every follower beside it, the local `followers` on threads of
-/// their own and the `remotes` where they joined from, under `policy`, until the master exits
+/// A master's followers, by where they run and when they start.
+#[derive(Default)]
+pub struct Followers {
+    /// In this process, from the start.
+    pub local: Vec<Follower>,
+    /// In other processes, which joined before the start.
+    pub remote: Vec<remote::Remote>,
+    /// In this process, joining the running master from a snapshot.
+    pub late: Option<late::Late>,
+}
+
+impl Followers {
+    /// Only `local` followers, from the start.
+    pub fn local(local: Vec<Follower>) -> Followers {
+        Followers {
+            local,
+            ..Followers::default()
+        }
+    }
+}
+
+/// Runs `master` with `cfg` and its `followers` beside it under `policy`, until the master exits
 /// (and every follower with it) or a follower diverges. A master that traps or fails ends the
 /// run with its error, as a single run would.
 pub fn run(
     master: &Program,
-    followers: &[Follower],
-    remotes: Vec<remote::Remote>,
+    followers: Followers,
     cfg: &RunConfig,
     policy: Policy,
 ) -> Result<MvxRun, RuntimeError> {
     let mut ports = Vec::new();
     let mut threads = Vec::new();
-    for (k, f) in followers.iter().enumerate() {
-        let (port, thread) = start_local(k + 1, f, cfg)?;
+    for (k, f) in followers.local.iter().enumerate() {
+        let (port, thread) = start_follower(k + 1, f, cfg, None)?;
         ports.push(port);
         threads.push(thread);
     }
     let mut relays = Vec::new();
-    for (k, r) in remotes.into_iter().enumerate() {
+    let first_remote = followers.local.len() + 1;
+    for (k, r) in followers.remote.into_iter().enumerate() {
         let name = format!(
             "follower {} ({} on {} at {})",
-            followers.len() + k + 1,
+            first_remote + k,
             r.join.program,
             r.join.isa,
             r.peer
@@ -135,8 +158,18 @@ pub fn run(
         relays.push(relay);
     }
     let monitor = MasterMonitor::new(policy, ports, master.info.clone());
-    let (result, mut monitor) = master.run_monitored(cfg, monitor);
-    let outcome = master_outcome(result, &mut monitor, master);
+    let (result, mut monitor, stopped_at) = match followers.late {
+        None => {
+            let (result, monitor) = master.run_monitored(cfg, monitor);
+            (result, monitor, None)
+        }
+        Some(l) => {
+            let joined = late::run(master, cfg, monitor, l, first_remote + relays.len());
+            threads.extend(joined.threads);
+            (joined.result, joined.monitor, Some(joined.stopped_at))
+        }
+    };
+    let outcome = master_outcome(result, &mut monitor, master, stopped_at);
     monitor.stop();
     let events = monitor.events();
     drop(monitor);
@@ -145,11 +178,13 @@ pub fn run(
     outcome.map(|outcome| MvxRun { outcome, events })
 }
 
-/// Starts local follower `number` on a thread of its own; returns the master's end of its link.
-fn start_local(
+/// Starts local follower `number` on a thread of its own, from the start or, given `from`,
+/// from a snapshot taken after the master's event `from.0`; returns the master's end of its link.
+fn start_follower(
     number: usize,
     f: &Follower,
     cfg: &RunConfig,
+    from: Option<(u64, Arc<Snapshot>)>,
 ) -> Result<(Port, std::thread::JoinHandle<()>), RuntimeError> {
     let (down, down_end) = channel();
     let (up_end, up) = channel();
@@ -166,7 +201,10 @@ fn start_local(
     let thread = std::thread::Builder::new()
         .name(format!("mvx-follower-{number}"))
         .spawn(move || {
-            follow(&program, &fcfg, monitor);
+            match from {
+                None => follow(&program, &fcfg, monitor, None),
+                Some((seq, snap)) => follow(&program, &fcfg, monitor.after_event(seq), Some(&snap)),
+            };
         })
         .map_err(|e| {
             RuntimeError::Engine(wasmtime::Error::msg(format!(
@@ -183,10 +221,13 @@ fn start_local(
 }
 
 /// How the run ended, from how the master's run did.
+/// `stopped_at` is where the master stood when a checkpoint stopped it, if its run handed
+/// checkpoints to late followers rather than ending at them.
 fn master_outcome(
     result: Result<Run, RuntimeError>,
     monitor: &mut MasterMonitor,
     master: &Program,
+    stopped_at: Option<Vec<String>>,
 ) -> Result<MvxOutcome, RuntimeError> {
     let unexplained =
         || RuntimeError::Trap("the master was stopped, but no follower reported why".into());
@@ -211,10 +252,13 @@ fn master_outcome(
                 .collect();
             Ok(MvxOutcome::Diverged(d))
         }
-        Err(RuntimeError::Halted) => monitor
-            .reported()
-            .map(MvxOutcome::Diverged)
-            .ok_or_else(unexplained),
+        Err(RuntimeError::Halted) => {
+            let mut d = monitor.reported().ok_or_else(unexplained)?;
+            if let Some(stack) = stopped_at.filter(|_| d.master.stack.is_empty()) {
+                d.master.stack = stack;
+            }
+            Ok(MvxOutcome::Diverged(d))
+        }
         Err(e) => Err(e),
     }
 }
@@ -231,9 +275,18 @@ fn follower_config(cfg: &RunConfig, bell: Doorbell) -> RunConfig {
     }
 }
 
-/// Runs a follower, then reports how it ended, to the master and to the caller.
-fn follow(program: &Program, cfg: &RunConfig, monitor: FollowerMonitor) -> FollowerEnd {
-    let (result, mut monitor) = program.run_monitored(cfg, monitor);
+/// Runs a follower from the start, or from `snap`, then reports how it ended, to the master and
+/// to the caller.
+fn follow(
+    program: &Program,
+    cfg: &RunConfig,
+    monitor: FollowerMonitor,
+    snap: Option<&Snapshot>,
+) -> FollowerEnd {
+    let (result, mut monitor) = match snap {
+        None => program.run_monitored(cfg, monitor),
+        Some(snap) => program.resume_monitored(cfg, snap, monitor),
+    };
     match result {
         Ok(Run {
             outcome: Outcome::Exited(status),

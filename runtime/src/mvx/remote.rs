@@ -351,7 +351,7 @@ pub fn follow_remote(
         Doorbell::new(),
         program.info.clone(),
     );
-    let end = super::follow(program, &cfg, monitor);
+    let end = super::follow(program, &cfg, monitor, None);
     let flushed = network
         .runtime
         .block_on(async { tokio::time::timeout(FLUSH, writer).await });

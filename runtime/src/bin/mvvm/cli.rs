@@ -176,6 +176,11 @@ pub(crate) struct MvxArgs {
     pub(crate) remote_followers: u32,
     #[command(flatten)]
     pub(crate) key: KeyArgs,
+    /// Start the --follower variants only after the master has run this long (e.g. 1, 500ms):
+    /// the master stops at its next site for an in-memory snapshot, which each follower resumes
+    /// (the same module or a variant whose frames fit it), and from then on they are compared.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "followers")]
+    pub(crate) join_after: Option<Duration>,
     /// When the master waits for its followers: output-lockstep before every call that acts on
     /// the world, so that nothing leaves unagreed; lockstep before every call; loose never (a
     /// divergence is found after the master's output may have left).

@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use mvvm_contract::logging::OpenLine;
 use mvvm_contract::status;
 use mvvm_runtime::link::Key;
+use mvvm_runtime::mvx::late::Late;
 use mvvm_runtime::mvx::remote::{self, Join, Network, Remote};
-use mvvm_runtime::mvx::{self, Follower, FollowerEnd, MvxOutcome, Policy};
+use mvvm_runtime::mvx::{self, Follower, FollowerEnd, Followers, MvxOutcome, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,7 +44,19 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
         network = Network::new()?;
         remotes = wait_for_followers(&network, addr, &a, followers.len(), line)?;
     }
-    let run = mvx::run(&master, &followers, remotes, &cfg, policy)?;
+    let mut followers = Followers {
+        local: followers,
+        remote: remotes,
+        late: None,
+    };
+    if let Some(after) = a.join_after {
+        let late = std::mem::take(&mut followers.local);
+        followers.late = Some(Late {
+            followers: late,
+            after,
+        });
+    }
+    let run = mvx::run(&master, followers, &cfg, policy)?;
     match run.outcome {
         MvxOutcome::Exited(code) => {
             spdlog::info!(
@@ -126,11 +139,13 @@ pub(crate) fn mvx_follower(a: MvxFollowerArgs, line: &OpenLine) -> Result<u8> {
     let joined = network
         .join(&a.connect, &key, &join)
         .with_context(|| format!("--connect {}", a.connect))?;
-    spdlog::info!(
-        "mvx: joined the master at {} as {}",
-        joined.master(),
-        joined.setup.name
-    );
+    if !a.quiet {
+        line.eprintln(format_args!(
+            "mvvm: mvx-follower: joined the master at {} as {}",
+            joined.master(),
+            joined.setup.name
+        ));
+    }
     match remote::follow_remote(&network, &program, joined)? {
         FollowerEnd::Agreed(code) => Ok(guest_status(code)),
         FollowerEnd::Diverged(report) => {
