@@ -44,11 +44,12 @@ pub(crate) fn run(
     late: Late,
     first: usize,
 ) -> Joined {
+    let after = late.after;
     let joiner = monitor.joiner();
     let due = Arc::new(AtomicBool::new(false));
     let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
     let timer = {
-        let (due, bell, after) = (due.clone(), cfg.doorbell.clone(), late.after);
+        let (due, bell) = (due.clone(), cfg.doorbell.clone());
         std::thread::spawn(move || {
             if cancelled.recv_timeout(after) == Err(RecvTimeoutError::Timeout) {
                 due.store(true, Ordering::SeqCst);
@@ -75,6 +76,12 @@ pub(crate) fn run(
     let (result, monitor) = master.run_monitored_with(cfg, monitor, Some(&mut on_checkpoint));
     drop(cancel);
     let _ = timer.join();
+    if waiting.is_some() && result.is_ok() {
+        spdlog::warn!(
+            "mvx: the master ended within {:?}, before its late followers joined; they were not compared",
+            after
+        );
+    }
     Joined {
         result,
         monitor,

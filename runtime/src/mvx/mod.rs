@@ -136,6 +136,11 @@ pub fn run(
     cfg: &RunConfig,
     policy: Policy,
 ) -> Result<MvxRun, RuntimeError> {
+    if followers.late.is_some() && !master.info.policy.instrument {
+        return Err(RuntimeError::Input(
+            "late followers join from a snapshot, and this master has no checkpoint sites to take one at; build it with mvvm-aot".into(),
+        ));
+    }
     let mut ports = Vec::new();
     let mut threads = Vec::new();
     for (k, f) in followers.local.iter().enumerate() {

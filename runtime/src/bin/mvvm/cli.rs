@@ -18,6 +18,7 @@ use std::time::Duration;
 ///   mvvm restore app.aot                       resume app.ckpt, on this or any other ISA
 ///   mvvm inspect app.aot | app.ckpt            describe a program or an image (--json for scripts)
 ///   mvvm mvx --follower app.aot@pulley64 app.aot   run two variants, compared at every WASI call
+///   mvvm mvx --listen 127.0.0.1:7000 app.aot   ... with the follower elsewhere: mvvm mvx-follower
 ///
 /// Exit status: the guest's own (0–125); 126 bad input or usage; 134 the guest trapped; 160 `run`
 /// stopped at a checkpoint (image written); 161 `checkpoint`'s trigger never fired (no image);
@@ -85,7 +86,8 @@ pub(crate) enum Command {
     /// The follower gets the program's arguments, environment and directory names from the
     /// master, touches nothing of this host, and exits with the program's status once it has
     /// agreed with the master to the end; 162 if the variants diverged (the report names where),
-    /// or if the master stopped the run.
+    /// or if the master stopped the run; 126 if the master refused it (a key, a version); 163 if
+    /// the link failed (a closed connection, a frame that did not authenticate).
     #[command(name = "mvx-follower", verbatim_doc_comment)]
     MvxFollower(MvxFollowerArgs),
     /// Describe an .aot file (targets, policy, sites) or an image (call stack, memory, fds).
