@@ -57,6 +57,11 @@ struct Cli {
     /// original's while the program behaves the same. `mvvm inspect` shows it.
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     shift_stack: u32,
+    /// Make a variant for `mvvm mvx` whose code is rewritten by semantics-preserving
+    /// transformations (wasm-mutate's) chosen by SEED: the same SEED gives the same variant, and
+    /// the program computes what the original does. Combines with --shift-stack.
+    #[arg(long, value_name = "SEED")]
+    diversify: Option<u64>,
     /// Also write the instrumented module as plain wasm to this path (for inspection).
     #[arg(long, value_name = "FILE")]
     emit_wasm: Option<PathBuf>,
@@ -125,6 +130,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     )?;
     let variant = Variant {
         shift_stack: cli.shift_stack,
+        diversify: cli.diversify,
     };
     let wasm = bad_input(
         mvvm_aot::variant::make(&wasm, &variant)
@@ -176,7 +182,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             if variant.is_identity() {
                 String::new()
             } else {
-                format!("; a variant, stack shifted by {} bytes", variant.shift_stack)
+                format!("; a variant: {}", variant.describe())
             }
         );
     }

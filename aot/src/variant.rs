@@ -2,8 +2,10 @@
 //! so that an exploit which needs an absolute address can be right for at most one variant,
 //! while every variant behaves the same on benign input.
 //!
-//! A variant says what it is in a custom section of its own, [`SECTION`], which the transform
-//! keeps and `mvvm inspect` shows (contract/FORMAT.md, "Variant section").
+//! Two kinds of difference, which combine: a shifted stack moves every stack address, and a
+//! diversified code section (locals shuffled, junk stores inserted, as a seed chooses) makes
+//! every function's compiled code differ in size and layout. A variant says what it is in a custom section of its own, [`SECTION`], which
+//! the transform keeps and `mvvm inspect` shows (contract/FORMAT.md, "Variant section").
 
 use wasm_encoder::reencode::{self, Reencode};
 use wasmparser::{KnownCustom, Name, Operator, Parser, Payload, TypeRef};
@@ -16,6 +18,8 @@ pub const SECTION: &str = "mvvm.variant";
 pub struct Variant {
     /// How many bytes lower the C shadow stack starts (`__stack_pointer`'s initial value).
     pub shift_stack: u32,
+    /// The seed of the semantics-preserving rewrites, if the code is diversified.
+    pub diversify: Option<u64>,
 }
 
 impl Variant {
@@ -26,7 +30,23 @@ impl Variant {
 
     /// The section's contents: one `key=value` line per setting.
     fn encode(&self) -> Vec<u8> {
-        format!("shift-stack={}\n", self.shift_stack).into_bytes()
+        let mut text = format!("shift-stack={}\n", self.shift_stack);
+        if let Some(seed) = self.diversify {
+            text += &format!("diversify={seed}\n");
+        }
+        text.into_bytes()
+    }
+
+    /// How the variant differs, in words (`mvvm-aot` and `mvvm inspect` say it).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.shift_stack != 0 {
+            parts.push(format!("C stack shifted by {} bytes", self.shift_stack));
+        }
+        if let Some(seed) = self.diversify {
+            parts.push(format!("code diversified with seed {seed}"));
+        }
+        parts.join(", ")
     }
 
     /// Reads a section's contents; unknown keys are skipped, so that newer variants still read.
@@ -34,8 +54,10 @@ impl Variant {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut v = Variant::default();
         for line in text.lines() {
-            if let Some(("shift-stack", n)) = line.split_once('=') {
-                v.shift_stack = n.parse().ok()?;
+            match line.split_once('=') {
+                Some(("shift-stack", n)) => v.shift_stack = n.parse().ok()?,
+                Some(("diversify", seed)) => v.diversify = Some(seed.parse().ok()?),
+                _ => {}
             }
         }
         Some(v)
@@ -179,30 +201,219 @@ impl LowerGlobal {
 }
 
 /// `wasm` made into `variant`: `__stack_pointer` starts `shift_stack` bytes lower (the stack
-/// gets as much smaller), and a [`SECTION`] says so.
+/// gets as much smaller), the code is rewritten as `diversify` chooses, and a [`SECTION`] says so.
 pub fn make(wasm: &[u8], variant: &Variant) -> Result<Vec<u8>, VariantError> {
     if variant.is_identity() {
         return Ok(wasm.to_vec());
     }
+    if read(wasm).is_some() {
+        return Err(VariantError::AlreadyVariant);
+    }
+    // The shift first: it finds the stack pointer by its name, which a rewrite may drop.
+    let shifted = match variant.shift_stack {
+        0 => wasm.to_vec(),
+        bytes => shift_stack(wasm, bytes)?,
+    };
+    let rewritten = match variant.diversify {
+        None => shifted,
+        Some(seed) => diversify(&shifted, seed)?,
+    };
+    let mut module = wasm_encoder::Module::new();
+    wasm_encoder::reencode::RoundtripReencoder
+        .parse_core_module(&mut module, Parser::new(0), &rewritten)
+        .map_err(|e| VariantError::Parse(e.to_string()))?;
+    module.section(&wasm_encoder::CustomSection {
+        name: SECTION.into(),
+        data: variant.encode().into(),
+    });
+    Ok(module.finish())
+}
+
+/// `wasm` with `__stack_pointer` starting `bytes` lower.
+fn shift_stack(wasm: &[u8], bytes: u32) -> Result<Vec<u8>, VariantError> {
     let (target, imported) = stack_pointer(wasm)?;
     let mut lower = LowerGlobal {
         target,
         next: imported,
-        bytes: variant.shift_stack,
+        bytes,
         error: None,
     };
     let mut module = wasm_encoder::Module::new();
     lower
         .parse_core_module(&mut module, Parser::new(0), wasm)
         .map_err(|e| VariantError::Parse(e.to_string()))?;
-    if let Some(e) = lower.error {
-        return Err(e);
+    match lower.error {
+        Some(e) => Err(e),
+        None => Ok(module.finish()),
     }
-    module.section(&wasm_encoder::CustomSection {
-        name: SECTION.into(),
-        data: variant.encode().into(),
-    });
-    Ok(module.finish())
+}
+
+/// One in how many instructions gets a junk store before it.
+const JUNK_EVERY: u64 = 12;
+
+/// `wasm` with its code diversified by `seed`: in every function body the declared locals are
+/// shuffled (their indices rewritten to match), and before about one instruction in
+/// [`JUNK_EVERY`] a store of a random constant to a global of its own is inserted, which the
+/// compiler must keep, so that the native code of every function differs in size and layout.
+/// Neither changes what the program computes: the locals hold the same values under other
+/// numbers, and nothing reads the junk global. The same seed gives the same bytes.
+fn diversify(wasm: &[u8], seed: u64) -> Result<Vec<u8>, VariantError> {
+    let parse = |e: wasmparser::BinaryReaderError| VariantError::Parse(e.to_string());
+    let (params, globals) = function_params(wasm).map_err(parse)?;
+    // The junk global goes at the end of the global section; a module without one gets no junk.
+    let mut shuffler = Shuffler {
+        random: SplitMix(seed),
+        params,
+        next_body: 0,
+        junk: globals,
+    };
+    let mut module = wasm_encoder::Module::new();
+    shuffler
+        .parse_core_module(&mut module, Parser::new(0), wasm)
+        .map_err(|e| VariantError::Parse(e.to_string()))?;
+    let out = module.finish();
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(&out)
+        .map_err(parse)?;
+    Ok(out)
+}
+
+/// The parameter count of every defined function, in order, and the index a global added after
+/// every other would have, if the module has a global section to add it to.
+fn function_params(wasm: &[u8]) -> Result<(Vec<u32>, Option<u32>), wasmparser::BinaryReaderError> {
+    let mut types = Vec::new();
+    let mut params = Vec::new();
+    let mut globals = 0;
+    let mut section = false;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::TypeSection(s) => {
+                for ty in s.into_iter_err_on_gc_types() {
+                    types.push(ty?.params().len() as u32);
+                }
+            }
+            Payload::ImportSection(s) => {
+                for import in s.into_imports() {
+                    globals += u32::from(matches!(import?.ty, TypeRef::Global(_)));
+                }
+            }
+            Payload::FunctionSection(s) => {
+                for ty in s {
+                    params.push(types.get(ty? as usize).copied().unwrap_or(0));
+                }
+            }
+            Payload::GlobalSection(s) => {
+                globals += s.count();
+                section = true;
+            }
+            _ => {}
+        }
+    }
+    Ok((params, section.then_some(globals)))
+}
+
+/// A small deterministic generator (SplitMix64): the same seed, the same choices.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (> 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Re-encodes a module with its locals shuffled and junk stores inserted (see [`diversify`]).
+struct Shuffler {
+    random: SplitMix,
+    /// The parameter count of each defined function.
+    params: Vec<u32>,
+    /// The defined function whose body comes next.
+    next_body: usize,
+    /// The index of the junk global, added after every other (none without a global section).
+    junk: Option<u32>,
+}
+
+impl Reencode for Shuffler {
+    type Error = std::convert::Infallible;
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut wasm_encoder::GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        reencode::utils::parse_global_section(self, globals, section)?;
+        let ty = wasm_encoder::GlobalType {
+            val_type: wasm_encoder::ValType::I32,
+            mutable: true,
+            shared: false,
+        };
+        globals.global(ty, &wasm_encoder::ConstExpr::i32_const(0));
+        Ok(())
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        body: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), reencode::Error<Self::Error>> {
+        let params = self.params.get(self.next_body).copied().unwrap_or(0);
+        self.next_body += 1;
+        let mut declared = Vec::new();
+        for pair in body.get_locals_reader()? {
+            let (count, ty) = pair?;
+            let ty = self.val_type(ty)?;
+            declared.extend(std::iter::repeat_n(ty, count as usize));
+        }
+        // A Fisher-Yates shuffle: `order[new] = old`, and `place[old] = new`.
+        let mut order: Vec<usize> = (0..declared.len()).collect();
+        for k in (1..order.len()).rev() {
+            order.swap(k, self.random.below(k as u64 + 1) as usize);
+        }
+        let mut place = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            place[old] = new as u32;
+        }
+        let locals = order.iter().map(|&old| (1, declared[old]));
+        let mut f = wasm_encoder::Function::new(locals);
+        let map = |index: u32| match index.checked_sub(params) {
+            Some(k) => params + place.get(k as usize).copied().unwrap_or(k),
+            None => index,
+        };
+        let mut reader = body.get_operators_reader()?;
+        while !reader.eof() {
+            let op = match reader.read()? {
+                Operator::LocalGet { local_index } => Operator::LocalGet {
+                    local_index: map(local_index),
+                },
+                Operator::LocalSet { local_index } => Operator::LocalSet {
+                    local_index: map(local_index),
+                },
+                Operator::LocalTee { local_index } => Operator::LocalTee {
+                    local_index: map(local_index),
+                },
+                other => other,
+            };
+            // Never before the body's final `end`, where nothing may follow the junk.
+            if let Some(junk) = self.junk.filter(|_| !reader.eof()) {
+                if self.random.below(JUNK_EVERY) == 0 {
+                    let value = self.random.next() as i32;
+                    f.instruction(&wasm_encoder::Instruction::I32Const(value));
+                    f.instruction(&wasm_encoder::Instruction::GlobalSet(junk));
+                }
+            }
+            f.instruction(&self.instruction(op)?);
+        }
+        code.function(&f);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -230,7 +441,10 @@ mod tests {
     fn a_shifted_stack_starts_lower_and_says_so() {
         let wasm = wat::parse_str(MODULE).expect("wat");
         assert_eq!(read(&wasm), None);
-        let v = Variant { shift_stack: 4096 };
+        let v = Variant {
+            shift_stack: 4096,
+            diversify: None,
+        };
         let shifted = make(&wasm, &v).expect("shift");
         assert_eq!(stack_start(&shifted), 65536 - 4096);
         assert_eq!(read(&shifted), Some(v));
@@ -241,14 +455,54 @@ mod tests {
     fn shifts_that_do_not_fit_are_refused() {
         let wasm = wat::parse_str(MODULE).expect("wat");
         for bytes in [8, 40000] {
-            let e = make(&wasm, &Variant { shift_stack: bytes }).expect_err("refused");
+            let v = Variant {
+                shift_stack: bytes,
+                diversify: None,
+            };
+            let e = make(&wasm, &v).expect_err("refused");
             assert!(matches!(e, VariantError::BadShift { .. }), "{e}");
         }
         let nameless =
             wat::parse_str("(module (global (mut i32) (i32.const 65536)))").expect("wat");
+        let v = Variant {
+            shift_stack: 16,
+            diversify: None,
+        };
+        assert_eq!(make(&nameless, &v), Err(VariantError::NoStackPointer));
+    }
+
+    #[test]
+    fn a_diversified_module_differs_by_seed_computes_the_same_and_says_so() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (global $g (mut i32) (i32.const 0))
+                (func $f (export "f") (param i32) (result i32) (local i32 i64 i32 f32 i32)
+                  (local.set 1 (i32.mul (local.get 0) (i32.const 3)))
+                  (local.set 2 (i64.const 5))
+                  (local.set 3 (i32.add (local.get 1) (i32.const 7)))
+                  (local.set 5 (i32.wrap_i64 (local.get 2)))
+                  (global.set $g (local.get 5))
+                  (local.get 3))
+                (func (export "sp") (result i32)
+                  (i32.add (call $f (i32.const 11)) (i32.sub (global.get $g) (i32.const 5)))))"#,
+        )
+        .expect("wat");
+        let v = |seed| Variant {
+            shift_stack: 0,
+            diversify: Some(seed),
+        };
+        let a = make(&wasm, &v(1)).expect("seed 1");
         assert_eq!(
-            make(&nameless, &Variant { shift_stack: 16 }),
-            Err(VariantError::NoStackPointer)
+            make(&wasm, &v(1)).expect("seed 1 again"),
+            a,
+            "same seed, same bytes"
         );
+        let b = make(&wasm, &v(2)).expect("seed 2");
+        assert_ne!(a, b, "another seed, other bytes");
+        for m in [&a, &b] {
+            assert_eq!(stack_start(m), 40, "f(11) = 11 * 3 + 7 in every variant");
+            assert_eq!(read(m), Some(v(if m == &a { 1 } else { 2 })));
+        }
+        assert_eq!(v(5).describe(), "code diversified with seed 5");
     }
 }

@@ -622,7 +622,10 @@ fn own_lines_start_on_a_line_of_their_own() {
 fn inspect_shows_a_variant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wasm = std::fs::read(mvvm_tests::guests_dir().join("writes.wasm")).expect("writes.wasm");
-    let variant = mvvm_aot::variant::Variant { shift_stack: 2048 };
+    let variant = mvvm_aot::variant::Variant {
+        shift_stack: 2048,
+        diversify: Some(7),
+    };
     let shifted = dir.path().join("shifted.wasm");
     std::fs::write(
         &shifted,
@@ -640,10 +643,11 @@ fn inspect_shows_a_variant() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("variant:      C stack shifted by 2048 bytes"),
+        text.contains("variant:      C stack shifted by 2048 bytes, code diversified with seed 7"),
         "{text}"
     );
     let o = run(Command::new(MVVM).args(["inspect", "--json"]).arg(&aot));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(json["variant"]["shift_stack"], 2048);
+    assert_eq!(json["variant"]["diversify"], 7);
 }

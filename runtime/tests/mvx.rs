@@ -1,6 +1,7 @@
 //! Multi-variant execution: agreeing pairs print what a single run prints, and a follower that
 //! differs is caught before the differing call is done, whatever it differs in.
 
+use mvvm_aot::variant::{self, Variant};
 use mvvm_contract::status::DIVERGED;
 use mvvm_contract::{Policy, Target};
 use mvvm_runtime::mvx::{self, Follower, MvxOutcome, Policy as Lockstep};
@@ -15,15 +16,20 @@ use std::time::{Duration, Instant};
 /// The `mvvm` binary of this package.
 const MVVM: &str = env!("CARGO_BIN_EXE_mvvm");
 
-/// Runs `guest` natively with a pulley64 follower of the same module under `policy`, and
-/// checks that the pair prints and exits exactly as a single native run does.
-fn agreeing_pair(guest: &Guest, policy: Lockstep) {
+/// Runs `guest` natively with a follower under `policy` (the same module on `isa`, or the
+/// `variant` of it), and checks that the pair prints and exits exactly as a single native run
+/// does.
+fn agreeing_pair_of(guest: &Guest, policy: Lockstep, isa: Isa, variant: Option<&Variant>) {
     let wasm = guest.wasm();
     let checkpointable = Policy::default_counter();
     let master = program(&wasm, &checkpointable, Isa::Native);
+    let follower_wasm = match variant {
+        None => wasm.clone(),
+        Some(v) => variant::make(&wasm, v).unwrap_or_else(|e| panic!("{}: {e}", guest.name)),
+    };
     let follower = Follower {
-        program: Arc::new(program(&wasm, &checkpointable, Isa::Pulley64)),
-        name: "follower 1 (pulley64)".into(),
+        program: Arc::new(program(&follower_wasm, &checkpointable, isa)),
+        name: format!("follower 1 ({isa:?}, {variant:?})"),
     };
     let single_dir = tempfile::tempdir().expect("tempdir");
     let (cfg, single_out, single_err) = guest.config(Some(single_dir.path()));
@@ -57,6 +63,22 @@ fn agreeing_pair(guest: &Guest, policy: Lockstep) {
         "{}: no events",
         guest.name
     );
+}
+
+/// [`agreeing_pair_of`] with a pulley64 follower of the same module.
+fn agreeing_pair(guest: &Guest, policy: Lockstep) {
+    agreeing_pair_of(guest, policy, Isa::Pulley64, None)
+}
+
+#[test]
+fn diversified_followers_agree_with_the_master_on_every_guest() {
+    for (seed, guest) in all_guests().iter().enumerate() {
+        let v = Variant {
+            shift_stack: 0,
+            diversify: Some(seed as u64 + 1),
+        };
+        agreeing_pair_of(guest, Lockstep::OutputLockstep, Isa::Native, Some(&v));
+    }
 }
 
 #[test]

@@ -233,7 +233,7 @@ fn json_aot(file: &Path, list: bool) -> Result<String> {
         "sites": {"total": info.sites.len(), "by_kind": kinds},
     });
     if let Some(v) = mvvm_aot::variant::read(&aot.wasm) {
-        value["variant"] = json!({"shift_stack": v.shift_stack});
+        value["variant"] = json!({"shift_stack": v.shift_stack, "diversify": v.diversify});
     }
     if list {
         value["functions"]["list"] = serde_json::to_value(function_list(info))?;
@@ -393,11 +393,7 @@ fn inspect_aot(out: &mut String, file: &Path, list: bool) -> Result<()> {
     writeln!(out, "threshold K:  {}", info.policy.threshold_bits)?;
     writeln!(out, "opt level:    {}", aot.engine.opt_level)?;
     if let Some(v) = mvvm_aot::variant::read(&aot.wasm) {
-        writeln!(
-            out,
-            "variant:      C stack shifted by {} bytes",
-            v.shift_stack
-        )?;
+        writeln!(out, "variant:      {}", v.describe())?;
     }
     writeln!(out, "targets:")?;
     for a in &aot.artifacts {
