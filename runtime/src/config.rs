@@ -3,7 +3,9 @@
 
 use crate::doorbell::Doorbell;
 use mvvm_contract::logging::OpenLine;
+use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// A host directory made visible to the guest.
@@ -65,6 +67,9 @@ pub struct RunConfig {
     /// Set while the guest's last write to the process's stderr left a line open, so that the
     /// tool's own lines start on a fresh one (see [`OpenLine`]).
     pub stderr_line: OpenLine,
+    /// A listening socket the guest gets at the descriptor after its directories
+    /// (`--tcplisten`).
+    pub listener: Option<Arc<TcpListener>>,
 }
 
 impl Default for RunConfig {
@@ -80,6 +85,7 @@ impl Default for RunConfig {
             fuel: None,
             allow_changed_files: false,
             stderr_line: OpenLine::default(),
+            listener: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::config::{Output, RunConfig, Trigger};
 use crate::error::RuntimeError;
 use crate::store::{self, HostState};
 use crate::wasi::monitor::{CallMonitor, Halted};
+use crate::wasi::sockets::Sockets;
 use crate::wasi::DescriptorMirror;
 use mvvm_checkpoint::{capture, FuncMap, Snapshot, WasiState};
 use mvvm_contract::abi::{self, State};
@@ -108,8 +109,10 @@ impl<'p> Session<'p> {
         cfg: &RunConfig,
         trigger: Trigger,
     ) -> Result<Session<'p>, RuntimeError> {
+        let (wasi, sockets) = wasi_context(cfg)?;
         let state = HostState {
-            wasi: wasi_context(cfg)?,
+            wasi,
+            sockets,
             checkpoint: CheckpointState::new(code.info.clone(), trigger, cfg.doorbell.clone()),
             descriptors: DescriptorMirror::new(&cfg.argv, &cfg.env, &cfg.dirs).watching_stderr(
                 matches!(cfg.stderr, Output::Inherit).then(|| cfg.stderr_line.clone()),
@@ -404,8 +407,9 @@ impl<'p> Session<'p> {
     }
 }
 
-/// The WASI context of a run: its arguments, environment, preopened directories and streams.
-fn wasi_context(cfg: &RunConfig) -> Result<WasiP1Ctx, RuntimeError> {
+/// The WASI context of a run: its arguments, environment, preopened directories and streams;
+/// and its sockets.
+fn wasi_context(cfg: &RunConfig) -> Result<(WasiP1Ctx, Sockets), RuntimeError> {
     let mut b = WasiCtxBuilder::new();
     b.args(&cfg.argv);
     for (k, v) in &cfg.env {
@@ -430,7 +434,18 @@ fn wasi_context(cfg: &RunConfig) -> Result<WasiP1Ctx, RuntimeError> {
         Output::Capture(p) => b.stderr(p.clone()),
     };
     b.inherit_stdin();
-    Ok(b.build_p1())
+    let sockets = match &cfg.listener {
+        None => Sockets::default(),
+        Some(listener) => {
+            let placeholder = tempfile::tempdir()
+                .map_err(|e| RuntimeError::Io("a placeholder directory".into(), e))?;
+            b.preopened_dir(placeholder.path(), "/.mvvm-tcplisten", FsPerms::ReadOnly)
+                .map_err(|e| RuntimeError::Input(format!("--tcplisten: {e:#}")))?;
+            let fd = 3 + cfg.dirs.len() as u32;
+            Sockets::new(Some((fd, listener.clone())), Some(placeholder))
+        }
+    };
+    Ok((b.build_p1(), sockets))
 }
 
 /// Default arguments for a function of type `ty`, and room for its results.

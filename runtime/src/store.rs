@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{CheckpointState, HasCheckpointState};
 use crate::wasi::monitor::CallMonitor;
+use crate::wasi::sockets::Sockets;
 use crate::wasi::{DescriptorMirror, WasiHost, WasiParts};
 use wasmtime::{Engine, Linker};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -18,6 +19,8 @@ pub struct HostState {
     pub descriptors: DescriptorMirror,
     /// What watches every WASI call, if anything does (a variant of a multi-variant run).
     pub monitor: Option<Box<dyn CallMonitor>>,
+    /// The run's own sockets.
+    pub sockets: Sockets,
 }
 
 impl HasCheckpointState for HostState {
@@ -39,6 +42,7 @@ impl WasiHost for HostState {
                 .monitor
                 .as_deref_mut()
                 .map(|m| m as &mut dyn CallMonitor),
+            sockets: &mut self.sockets,
         }
     }
 }

@@ -276,6 +276,7 @@ fn follower_config(cfg: &RunConfig, bell: Doorbell) -> RunConfig {
         stderr: Output::Capture(MemoryOutputPipe::new(0)),
         doorbell: bell,
         stderr_line: OpenLine::default(),
+        listener: None,
         ..cfg.clone()
     }
 }

@@ -361,6 +361,25 @@ pub fn capture_outputs(
     Ok(outputs)
 }
 
+/// How many bytes the first output iovecs of a call can take (what a read may fill).
+pub fn output_capacity(
+    spec: &'static CallSpec,
+    args: &[i64],
+    mem: &[u8],
+) -> Result<usize, OutOfBounds> {
+    let v = View { spec, args };
+    for (i, role) in spec.args.iter().enumerate() {
+        if let OutIovecs { count, .. } = *role {
+            return Ok(v
+                .iovecs(i, count, mem, u64::MAX)?
+                .iter()
+                .map(|r| r.len())
+                .sum());
+        }
+    }
+    Ok(0)
+}
+
 /// Writes `outputs` (from [`capture_outputs`] in another variant) into this variant's buffers,
 /// which its own raw `args` point at. An output longer than this variant's buffer is refused.
 pub fn apply_outputs(

@@ -73,8 +73,14 @@ fn dispatch<T: WasiHost, R: std::fmt::Debug + WasiResult>(
         ctx,
         descriptors,
         monitor,
+        sockets,
     } = host.wasi_parts();
     let result = match monitored(monitor, call, data, |data| {
+        if let Some(errno) = sockets.handle(call.name, call.args, data) {
+            if let Some(answer) = R::answered(errno) {
+                return Ok(answer);
+            }
+        }
         ctx.set_hostcall_fuel(fuel);
         let result = real(ctx, &mut GuestMemory::Unshared(&mut *data));
         if result.as_ref().is_ok_and(|r| r.errno() == Some(0)) {

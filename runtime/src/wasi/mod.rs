@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod mirror;
 pub mod monitor;
 pub mod rebuild;
+pub mod sockets;
 
 pub use dispatch::{add_to_linker, FUNCTIONS};
 pub use mirror::{restore_dirs, DescriptorMirror};
@@ -26,6 +27,8 @@ pub struct WasiParts<'a> {
     pub descriptors: &'a mut DescriptorMirror,
     /// The call monitor, if the store has one.
     pub monitor: Option<&'a mut dyn monitor::CallMonitor>,
+    /// The run's own sockets (`--tcplisten`).
+    pub sockets: &'a mut sockets::Sockets,
 }
 
 /// Store data that holds a WASI context and its descriptor mirror.

@@ -153,6 +153,18 @@ pub(crate) struct RunCommand {
     /// Where SIGUSR1 writes the image (default: APP.ckpt beside APP.aot).
     #[arg(long = "image", value_name = "IMAGE")]
     pub(crate) image: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) listen: ListenArgs,
+}
+
+/// A listening socket for the guest.
+#[derive(Args, Debug)]
+pub(crate) struct ListenArgs {
+    /// Listen on ADDR (e.g. 127.0.0.1:8080) and hand the guest the socket at the descriptor after
+    /// its directories (3 without --dir), as wasmtime's --tcplisten does; the guest accepts
+    /// connections on it. A program with sockets cannot be checkpointed yet: SIGUSR1 is not armed.
+    #[arg(long = "tcplisten", value_name = "ADDR")]
+    pub(crate) tcplisten: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +190,8 @@ pub(crate) struct MvxArgs {
     pub(crate) remote_followers: u32,
     #[command(flatten)]
     pub(crate) key: KeyArgs,
+    #[command(flatten)]
+    pub(crate) socket: ListenArgs,
     /// Start the --follower variants only after the master has run this long (e.g. 1, 500ms):
     /// the master stops at its next site for an in-memory snapshot, which each follower resumes
     /// (the same module or a variant whose frames fit it), and from then on they are compared.

@@ -212,11 +212,17 @@ fn has_sites(info: &ModuleInfo) -> bool {
 }
 
 fn run(command: RunCommand, line: &OpenLine) -> Result<u8> {
-    let RunCommand { run: a, image } = command;
+    let RunCommand {
+        run: a,
+        image,
+        listen,
+    } = command;
     let (target, args) = program_and_args(&a.place, &a.positional)?;
-    let cfg = run_config(&a, &target, args, line)?;
+    let mut cfg = run_config(&a, &target, args, line)?;
+    cfg.listener = listener(&listen)?;
     let program = load(&target, a.place.isa)?;
-    if !has_sites(&program.info) {
+    // A checkpoint cannot hold a socket: a program with one is not offered SIGUSR1.
+    if !has_sites(&program.info) || cfg.listener.is_some() {
         return match program.run(&cfg, Trigger::None)?.outcome {
             Outcome::Exited(code) => Ok(guest_status(code)),
             Outcome::Checkpointed(_) => bail!("a program without sites stopped for a checkpoint"),
@@ -254,6 +260,19 @@ fn run(command: RunCommand, line: &OpenLine) -> Result<u8> {
             Ok(status::CHECKPOINTED)
         }
     }
+}
+
+/// The socket `--tcplisten` asks for, bound.
+pub(crate) fn listener(
+    a: &cli::ListenArgs,
+) -> Result<Option<std::sync::Arc<std::net::TcpListener>>> {
+    let Some(addr) = &a.tcplisten else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(addr).with_context(|| {
+        format!("--tcplisten {addr}: cannot listen there (a port in use, or an address of another host)")
+    })?;
+    Ok(Some(std::sync::Arc::new(listener)))
 }
 
 /// Writes `snap` as an image of `program` at `path`; returns its size.

@@ -16,7 +16,8 @@ use std::sync::Arc;
 /// Runs `mvvm mvx`; the guest's status, or [`status::DIVERGED`] with the report on stderr.
 pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
     let (target, args) = program_and_args(&a.run.place, &a.run.positional)?;
-    let cfg = run_config(&a.run, &target, args, line)?;
+    let mut cfg = run_config(&a.run, &target, args, line)?;
+    cfg.listener = crate::listener(&a.socket)?;
     let master = load(&target, a.run.place.isa)?;
     let mut followers = Vec::new();
     for (k, spec) in a.followers.iter().enumerate() {

@@ -1,0 +1,214 @@
+//! TCP sockets of mvvm's own: the listening socket `--tcplisten` hands the guest, and the
+//! connections it accepts. The preview1 layer of wasmtime-wasi answers every socket call with
+//! `ENOTSOCK`, so the dispatch point routes calls on these descriptors here instead, after the
+//! call monitor has seen them (a follower of a multi-variant run is answered by its master and
+//! never reaches this).
+//!
+//! The listener takes the descriptor after the preopened directories, as wasmtime's own
+//! `--tcplisten` does; a placeholder preopen holds that number in the WASI table, so no file the
+//! guest opens gets it, and its `fd_prestat_get` says `EBADF`, which ends wasi-libc's scan of
+//! preopens there. Accepted connections get descriptors from [`FIRST_CONNECTION`] up, far above
+//! any the WASI table hands out.
+
+use super::calls::{self, Content};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+
+/// The first descriptor an accepted connection gets.
+pub const FIRST_CONNECTION: u32 = 1 << 30;
+
+/// WASI errno values used here.
+mod errno {
+    pub const SUCCESS: i32 = 0;
+    pub const AGAIN: i32 = 6;
+    pub const BADF: i32 = 8;
+    pub const CONNRESET: i32 = 15;
+    pub const FAULT: i32 = 21;
+    pub const INVAL: i32 = 28;
+    pub const IO: i32 = 29;
+    pub const NOTSOCK: i32 = 57;
+    pub const PIPE: i32 = 64;
+}
+
+/// The sockets of one run.
+#[derive(Default)]
+pub struct Sockets {
+    /// The listening socket and its descriptor.
+    listener: Option<(u32, Arc<TcpListener>)>,
+    /// Accepted connections by descriptor.
+    connections: BTreeMap<u32, TcpStream>,
+    /// The descriptor the next connection gets.
+    next: u32,
+    /// The empty directory whose preopen holds the listener's number in the WASI table.
+    placeholder: Option<tempfile::TempDir>,
+}
+
+impl Sockets {
+    /// The sockets of a run given `listener` at descriptor `fd`, if any, whose number the
+    /// preopen of `placeholder` holds.
+    pub fn new(
+        listener: Option<(u32, Arc<TcpListener>)>,
+        placeholder: Option<tempfile::TempDir>,
+    ) -> Sockets {
+        Sockets {
+            listener,
+            connections: BTreeMap::new(),
+            next: FIRST_CONNECTION,
+            placeholder,
+        }
+    }
+
+    /// Whether a placeholder holds the listener's number (kept alive as long as the run).
+    pub fn holds_placeholder(&self) -> bool {
+        self.placeholder.is_some()
+    }
+
+    /// Whether the run has a socket at all (a checkpoint cannot hold one).
+    pub fn is_empty(&self) -> bool {
+        self.listener.is_none() && self.connections.is_empty()
+    }
+
+    /// Runs `name` if its first argument is one of these sockets, returning its errno; `None`
+    /// leaves the call to the WASI implementation.
+    pub fn handle(&mut self, name: &str, args: &[i64], mem: &mut [u8]) -> Option<i32> {
+        let fd = u32::try_from(*args.first()?).ok()?;
+        let listening = self.listener.as_ref().is_some_and(|(l, _)| *l == fd);
+        if !listening && !self.connections.contains_key(&fd) {
+            return None;
+        }
+        let spec = calls::spec(name)?;
+        Some(match (name, listening) {
+            ("fd_prestat_get", _) => errno::BADF,
+            ("sock_accept", true) => self.accept(spec, args, mem),
+            ("fd_close", _) => self.close(fd),
+            ("fd_fdstat_get", _) => fdstat(spec, args, mem),
+            (_, true) => errno::INVAL,
+            ("sock_recv" | "fd_read", false) => self.receive(fd, spec, args, mem),
+            ("sock_send" | "fd_write", false) => self.send(fd, spec, args, mem),
+            ("sock_shutdown", false) => self.shutdown(fd, args),
+            (_, false) => errno::NOTSOCK,
+        })
+    }
+
+    fn accept(&mut self, spec: &'static calls::CallSpec, args: &[i64], mem: &mut [u8]) -> i32 {
+        let Some((_, listener)) = &self.listener else {
+            return errno::BADF;
+        };
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => return errno_of(&e),
+        };
+        let _ = stream.set_nodelay(true);
+        let fd = self.next;
+        if calls::apply_outputs(spec, args, mem, &[fd.to_le_bytes()]).is_err() {
+            return errno::FAULT;
+        }
+        self.next += 1;
+        self.connections.insert(fd, stream);
+        errno::SUCCESS
+    }
+
+    fn close(&mut self, fd: u32) -> i32 {
+        if self.connections.remove(&fd).is_none() {
+            self.listener = None;
+        }
+        errno::SUCCESS
+    }
+
+    /// `sock_recv` or `fd_read`: as many bytes as one read gives, into the iovecs.
+    fn receive(
+        &mut self,
+        fd: u32,
+        spec: &'static calls::CallSpec,
+        args: &[i64],
+        mem: &mut [u8],
+    ) -> i32 {
+        let Some(stream) = self.connections.get_mut(&fd) else {
+            return errno::BADF;
+        };
+        let Ok(room) = calls::output_capacity(spec, args, mem) else {
+            return errno::FAULT;
+        };
+        let mut buf = vec![0; room];
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => return errno_of(&e),
+        };
+        let count = (n as u32).to_le_bytes();
+        let written = match spec.name {
+            "sock_recv" => calls::apply_outputs(spec, args, mem, &[&buf[..n], &count, &[0, 0]]),
+            _ => calls::apply_outputs(spec, args, mem, &[&buf[..n], &count]),
+        };
+        if written.is_err() {
+            return errno::FAULT;
+        }
+        errno::SUCCESS
+    }
+
+    /// `sock_send` or `fd_write`: every byte of the iovecs.
+    fn send(
+        &mut self,
+        fd: u32,
+        spec: &'static calls::CallSpec,
+        args: &[i64],
+        mem: &mut [u8],
+    ) -> i32 {
+        let Some(stream) = self.connections.get_mut(&fd) else {
+            return errno::BADF;
+        };
+        let bytes = match calls::decode_inputs(spec, args, mem).as_deref() {
+            Ok([_, Content::Bytes(b), ..]) => b.clone(),
+            _ => return errno::FAULT,
+        };
+        if let Err(e) = stream.write_all(&bytes) {
+            return errno_of(&e);
+        }
+        let count = (bytes.len() as u32).to_le_bytes();
+        if calls::apply_outputs(spec, args, mem, &[count]).is_err() {
+            return errno::FAULT;
+        }
+        errno::SUCCESS
+    }
+
+    fn shutdown(&mut self, fd: u32, args: &[i64]) -> i32 {
+        let Some(stream) = self.connections.get(&fd) else {
+            return errno::BADF;
+        };
+        let how = match args.get(1) {
+            Some(1) => Shutdown::Read,
+            Some(2) => Shutdown::Write,
+            Some(3) => Shutdown::Both,
+            _ => return errno::INVAL,
+        };
+        match stream.shutdown(how) {
+            Ok(()) => errno::SUCCESS,
+            Err(e) => errno_of(&e),
+        }
+    }
+}
+
+/// `fd_fdstat_get` on a socket: a stream socket, no flags, every right.
+fn fdstat(spec: &'static calls::CallSpec, args: &[i64], mem: &mut [u8]) -> i32 {
+    const SOCKET_STREAM: u8 = 6;
+    let mut stat = [0u8; 24];
+    stat[0] = SOCKET_STREAM;
+    stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    match calls::apply_outputs(spec, args, mem, &[stat]) {
+        Ok(()) => errno::SUCCESS,
+        Err(_) => errno::FAULT,
+    }
+}
+
+/// The WASI errno of a socket error.
+fn errno_of(e: &std::io::Error) -> i32 {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::WouldBlock => errno::AGAIN,
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => errno::CONNRESET,
+        ErrorKind::BrokenPipe => errno::PIPE,
+        _ => errno::IO,
+    }
+}
