@@ -7,7 +7,8 @@
 # for Debian's arm64 Rust standard library), Debian's rustc-web with libstd-rust-web-dev:arm64 (rustup
 # cannot fetch other targets here), the aarch64 gcc and libc to link, and qemu-user to run the
 # aarch64 build of mvvm as the "other machine".
-# `--bench` also installs Binaryen (wasm-opt, for the Asyncify baseline; artifact/criu.sh installs criu).
+# `--bench` also installs Binaryen (wasm-opt, for the Asyncify baseline) and wrk (HTTP load, for
+# artifact/mvx.sh's server rows); artifact/criu.sh installs criu.
 # It says what it installs and why before it does; a machine that has everything hears nothing.
 set -euo pipefail
 packages=(clang lld wasi-libc libclang-rt-dev-wasm32)
@@ -20,7 +21,7 @@ for flag in "$@"; do
       packages+=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
         libc6-dev-arm64-cross qemu-user)
       ;;
-    --bench) bench=1; packages+=(binaryen) ;;
+    --bench) bench=1; packages+=(binaryen wrk) ;;
     *) echo "setup: unknown flag $flag (known: --aarch64 --bench)" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +38,7 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})) || [ -n "${force_update:-}" ]; then
   if ((${#missing[@]})); then
-    echo "setup: installing Debian packages ${missing[*]} (C guests to wasm32-wasi${cross:+, the aarch64 cross build and qemu}${bench:+, Binaryen for the Asyncify baseline})" >&2
+    echo "setup: installing Debian packages ${missing[*]} (C guests to wasm32-wasi${cross:+, the aarch64 cross build and qemu}${bench:+, Binaryen for the Asyncify baseline and wrk for HTTP load})" >&2
   fi
   $sudo apt-get update -qq
   if ((${#missing[@]})); then

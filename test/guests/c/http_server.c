@@ -7,6 +7,7 @@
  * argument N it exits 0 after N requests; without one it serves until it is stopped.
  *
  * wasi-libc has no accept(), so it calls the WASI socket functions directly. */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ static long serve(__wasi_fd_t fd, long left) {
         have -= len;
         if (closing) break;
     }
-    __wasi_fd_close(fd);
+    (void)__wasi_fd_close(fd);
     return served;
 }
 
