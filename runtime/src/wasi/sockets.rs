@@ -41,8 +41,9 @@ pub struct Sockets {
     connections: BTreeMap<u32, TcpStream>,
     /// The descriptor the next connection gets.
     next: u32,
-    /// The empty directory whose preopen holds the listener's number in the WASI table.
-    placeholder: Option<tempfile::TempDir>,
+    /// The empty directory whose preopen holds the listener's number in the WASI table, kept
+    /// (and removed when the run ends) by being owned here.
+    _placeholder: Option<tempfile::TempDir>,
 }
 
 impl Sockets {
@@ -56,13 +57,8 @@ impl Sockets {
             listener,
             connections: BTreeMap::new(),
             next: FIRST_CONNECTION,
-            placeholder,
+            _placeholder: placeholder,
         }
-    }
-
-    /// Whether a placeholder holds the listener's number (kept alive as long as the run).
-    pub fn holds_placeholder(&self) -> bool {
-        self.placeholder.is_some()
     }
 
     /// Whether the run has a socket at all (a checkpoint cannot hold one).
@@ -73,12 +69,16 @@ impl Sockets {
     /// Runs `name` if its first argument is one of these sockets, returning its errno; `None`
     /// leaves the call to the WASI implementation.
     pub fn handle(&mut self, name: &str, args: &[i64], mem: &mut [u8]) -> Option<i32> {
+        let spec = calls::spec(name)?;
+        // Only a descriptor argument names a socket (a clock id or a pointer may equal one).
+        if spec.args.first() != Some(&calls::Arg::Fd) {
+            return None;
+        }
         let fd = u32::try_from(*args.first()?).ok()?;
         let listening = self.listener.as_ref().is_some_and(|(l, _)| *l == fd);
         if !listening && !self.connections.contains_key(&fd) {
             return None;
         }
-        let spec = calls::spec(name)?;
         Some(match (name, listening) {
             ("fd_prestat_get", _) => errno::BADF,
             ("sock_accept", true) => self.accept(spec, args, mem),
@@ -210,5 +210,40 @@ fn errno_of(e: &std::io::Error) -> i32 {
         ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => errno::CONNRESET,
         ErrorKind::BrokenPipe => errno::PIPE,
         _ => errno::IO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_calls_on_a_socket_descriptor_are_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut s = Sockets::new(Some((3, Arc::new(listener))), None);
+        let mut mem = vec![0u8; 64];
+        // A clock id, a pointer or an exit status that equals the listener's number is not it.
+        assert_eq!(s.handle("clock_time_get", &[3, 0, 8], &mut mem), None);
+        assert_eq!(s.handle("random_get", &[3, 4], &mut mem), None);
+        assert_eq!(s.handle("proc_exit", &[3], &mut mem), None);
+        // Another descriptor is the WASI table's.
+        assert_eq!(s.handle("fd_close", &[4], &mut mem), None);
+        // The listener ends the scan of preopens, and refuses what it cannot do.
+        assert_eq!(
+            s.handle("fd_prestat_get", &[3, 0], &mut mem),
+            Some(errno::BADF)
+        );
+        assert_eq!(
+            s.handle("sock_recv", &[3, 0, 0, 0, 8, 12], &mut mem),
+            Some(errno::INVAL)
+        );
+        assert_eq!(
+            s.handle("fd_fdstat_get", &[3, 16], &mut mem),
+            Some(errno::SUCCESS)
+        );
+        assert_eq!(mem[16], 6, "a stream socket");
+        assert!(!s.is_empty());
+        assert_eq!(s.handle("fd_close", &[3], &mut mem), Some(errno::SUCCESS));
+        assert!(s.is_empty());
     }
 }
