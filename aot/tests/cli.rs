@@ -163,14 +163,19 @@ fn a_shifted_stack_variant_is_built_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("writes-shifted.aot");
     let input = mvvm_tests::guests_dir().join("writes.wasm");
-    let o = mvvm_aot(
-        &["--shift-stack", "4096", "--target", "pulley64"],
-        &out,
-        &input,
-    );
+    let args = [
+        "--shift-stack",
+        "4096",
+        "--diversify",
+        "9",
+        "--target",
+        "pulley64",
+    ];
+    let o = mvvm_aot(&args, &out, &input);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("a variant, stack shifted by 4096 bytes"),
+        stderr(&o)
+            .contains("a variant: C stack shifted by 4096 bytes, code diversified with seed 9"),
         "{}",
         stderr(&o)
     );
@@ -178,6 +183,7 @@ fn a_shifted_stack_variant_is_built_and_says_so() {
     let aot = AotFile::decode("writes-shifted.aot", &bytes).expect("an .aot");
     let variant = mvvm_aot::variant::read(&aot.wasm).expect("a variant section");
     assert_eq!(variant.shift_stack, 4096);
+    assert_eq!(variant.diversify, Some(9));
     // A shift that breaks the stack's alignment, and a module without a named stack pointer.
     let o = mvvm_aot(&["--shift-stack", "100"], &out, &input);
     assert_clear_error(&o, BAD_INPUT, "multiple of 16");
