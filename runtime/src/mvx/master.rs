@@ -192,8 +192,10 @@ impl MasterMonitor {
         self.divergence.take()
     }
 
-    /// Stops every follower: those waiting for a message, and those computing.
-    pub(crate) fn stop(&self) {
+    /// Stops every follower: those waiting for a message, and those computing (late ones that
+    /// joined after the master's last call too).
+    pub(crate) fn stop(&mut self) {
+        self.admit();
         self.broadcast(Down::Stop);
         for port in &self.ports {
             port.bell.ring();
