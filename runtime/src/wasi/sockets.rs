@@ -85,10 +85,15 @@ impl Sockets {
             ("fd_close", _) => self.close(fd),
             ("fd_fdstat_get", _) => fdstat(spec, args, mem),
             (_, true) => errno::INVAL,
-            ("sock_recv" | "fd_read", false) => self.receive(fd, spec, args, mem),
-            ("sock_send" | "fd_write", false) => self.send(fd, spec, args, mem),
-            ("sock_shutdown", false) => self.shutdown(fd, args),
-            (_, false) => errno::NOTSOCK,
+            (_, false) => {
+                let stream = self.connections.get_mut(&fd)?;
+                match name {
+                    "sock_recv" | "fd_read" => receive(stream, spec, args, mem),
+                    "sock_send" | "fd_write" => send(stream, spec, args, mem),
+                    "sock_shutdown" => shutdown(stream, args),
+                    _ => errno::NOTSOCK,
+                }
+            }
         })
     }
 
@@ -116,76 +121,66 @@ impl Sockets {
         }
         errno::SUCCESS
     }
+}
 
-    /// `sock_recv` or `fd_read`: as many bytes as one read gives, into the iovecs.
-    fn receive(
-        &mut self,
-        fd: u32,
-        spec: &'static calls::CallSpec,
-        args: &[i64],
-        mem: &mut [u8],
-    ) -> i32 {
-        let Some(stream) = self.connections.get_mut(&fd) else {
-            return errno::BADF;
-        };
-        let Ok(room) = calls::output_capacity(spec, args, mem) else {
-            return errno::FAULT;
-        };
-        let mut buf = vec![0; room];
-        let n = match stream.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => return errno_of(&e),
-        };
-        let count = (n as u32).to_le_bytes();
-        let written = match spec.name {
-            "sock_recv" => calls::apply_outputs(spec, args, mem, &[&buf[..n], &count, &[0, 0]]),
-            _ => calls::apply_outputs(spec, args, mem, &[&buf[..n], &count]),
-        };
-        if written.is_err() {
-            return errno::FAULT;
-        }
-        errno::SUCCESS
+/// `sock_recv` or `fd_read` on `stream`: as many bytes as one read gives, into the iovecs.
+fn receive(
+    stream: &mut TcpStream,
+    spec: &'static calls::CallSpec,
+    args: &[i64],
+    mem: &mut [u8],
+) -> i32 {
+    let Ok(room) = calls::output_capacity(spec, args, mem) else {
+        return errno::FAULT;
+    };
+    let mut buf = vec![0; room];
+    let n = match stream.read(&mut buf) {
+        Ok(n) => n,
+        Err(e) => return errno_of(&e),
+    };
+    let count = (n as u32).to_le_bytes();
+    let written = match spec.name {
+        "sock_recv" => calls::apply_outputs(spec, args, mem, &[&buf[..n], &count, &[0, 0]]),
+        _ => calls::apply_outputs(spec, args, mem, &[&buf[..n], &count]),
+    };
+    match written {
+        Ok(()) => errno::SUCCESS,
+        Err(_) => errno::FAULT,
     }
+}
 
-    /// `sock_send` or `fd_write`: every byte of the iovecs.
-    fn send(
-        &mut self,
-        fd: u32,
-        spec: &'static calls::CallSpec,
-        args: &[i64],
-        mem: &mut [u8],
-    ) -> i32 {
-        let Some(stream) = self.connections.get_mut(&fd) else {
-            return errno::BADF;
-        };
-        let bytes = match calls::decode_inputs(spec, args, mem).as_deref() {
-            Ok([_, Content::Bytes(b), ..]) => b.clone(),
-            _ => return errno::FAULT,
-        };
-        if let Err(e) = stream.write_all(&bytes) {
-            return errno_of(&e);
-        }
-        let count = (bytes.len() as u32).to_le_bytes();
-        if calls::apply_outputs(spec, args, mem, &[count]).is_err() {
-            return errno::FAULT;
-        }
-        errno::SUCCESS
+/// `sock_send` or `fd_write` on `stream`: every byte of the iovecs.
+fn send(
+    stream: &mut TcpStream,
+    spec: &'static calls::CallSpec,
+    args: &[i64],
+    mem: &mut [u8],
+) -> i32 {
+    let bytes = match calls::decode_inputs(spec, args, mem).as_deref() {
+        Ok([_, Content::Bytes(b), ..]) => b.clone(),
+        _ => return errno::FAULT,
+    };
+    if let Err(e) = stream.write_all(&bytes) {
+        return errno_of(&e);
     }
+    let count = (bytes.len() as u32).to_le_bytes();
+    match calls::apply_outputs(spec, args, mem, &[count]) {
+        Ok(()) => errno::SUCCESS,
+        Err(_) => errno::FAULT,
+    }
+}
 
-    fn shutdown(&mut self, fd: u32, args: &[i64]) -> i32 {
-        let Some(stream) = self.connections.get(&fd) else {
-            return errno::BADF;
-        };
-        let how = match args.get(1) {
-            Some(1) => Shutdown::Read,
-            Some(2) => Shutdown::Write,
-            Some(3) => Shutdown::Both,
-            _ => return errno::INVAL,
-        };
-        match stream.shutdown(how) {
-            Ok(()) => errno::SUCCESS,
-            Err(e) => errno_of(&e),
-        }
+/// `sock_shutdown` on `stream`.
+fn shutdown(stream: &TcpStream, args: &[i64]) -> i32 {
+    let how = match args.get(1) {
+        Some(1) => Shutdown::Read,
+        Some(2) => Shutdown::Write,
+        Some(3) => Shutdown::Both,
+        _ => return errno::INVAL,
+    };
+    match stream.shutdown(how) {
+        Ok(()) => errno::SUCCESS,
+        Err(e) => errno_of(&e),
     }
 }
 
