@@ -419,3 +419,21 @@ fn a_follower_joining_after_one_second_agrees_and_catches_a_divergence_planted_a
         assert!(e.contains(needle), "{needle:?} missing from:\n{e}");
     }
 }
+
+#[test]
+fn late_followers_of_a_master_without_sites_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("ticker.wat");
+    std::fs::write(&src, ticker(1000)).expect("write");
+    let plain = dir.path().join("plain.aot");
+    let targets = [Target::host().expect("a supported host")];
+    build_aot(&src, &Policy::plain(), &targets, &plain);
+    let o = Command::new(MVVM)
+        .args(["mvx", "--join-after", "1", "--follower"])
+        .arg(&plain)
+        .arg(&plain)
+        .output()
+        .expect("spawn");
+    mvvm_tests::tools::assert_clear_error(&o, 126, "no checkpoint sites");
+    assert!(o.stdout.is_empty(), "the master must not have run");
+}

@@ -13,7 +13,7 @@ use super::follower::FollowerMonitor;
 use super::master::Port;
 use super::report::{Divergence, Side, Value};
 use super::FollowerEnd;
-use crate::config::{DirMap, Output, RunConfig};
+use crate::config::{DirMap, RunConfig};
 use crate::doorbell::Doorbell;
 use crate::error::RuntimeError;
 use crate::link::{self, Key, Link, LinkError, Purpose};
@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc::unbounded_channel as channel;
 use tokio::task::JoinHandle;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// How long a peer may take over the handshake and its first message before it is dropped: a
 /// connection that says nothing must not hold up the followers that come after it.
@@ -369,7 +368,7 @@ pub fn follow_remote(
 }
 
 /// A remote follower's configuration: the master's arguments, environment and entry, its
-/// directories' names over an empty `placeholder`, and no output of its own.
+/// directories' names over an empty `placeholder`, and (as every follower) no output of its own.
 fn remote_config(setup: &Setup, placeholder: &std::path::Path) -> RunConfig {
     let dirs = setup
         .preopens
@@ -379,13 +378,12 @@ fn remote_config(setup: &Setup, placeholder: &std::path::Path) -> RunConfig {
             guest: guest.clone(),
         })
         .collect();
-    RunConfig {
+    let master = RunConfig {
         argv: setup.argv.clone(),
         env: setup.env.clone(),
         dirs,
         entry: setup.entry.clone(),
-        stdout: Output::Capture(MemoryOutputPipe::new(0)),
-        stderr: Output::Capture(MemoryOutputPipe::new(0)),
         ..RunConfig::default()
-    }
+    };
+    super::follower_config(&master, Doorbell::new())
 }
