@@ -57,9 +57,16 @@ struct Cli {
     /// original's while the program behaves the same. `mvvm inspect` shows it.
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     shift_stack: u32,
+    /// Make a variant for `mvvm mvx` whose heap starts BYTES higher (a multiple of 16; memory
+    /// grows to match), so every address malloc returns differs from the original's. Static data
+    /// stays where the linker put it: a linked module does not say which of its words are
+    /// pointers. Needs a C program as wasm-ld linked it (before wasm-opt).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    shift_data: u32,
     /// Make a variant for `mvvm mvx` whose code is rewritten by semantics-preserving
-    /// transformations (wasm-mutate's) chosen by SEED: the same SEED gives the same variant, and
-    /// the program computes what the original does. Combines with --shift-stack.
+    /// transformations chosen by SEED (locals shuffled, junk stores inserted): the same SEED
+    /// gives the same variant, and the program computes what the original does. Combines with
+    /// --shift-stack and --shift-data.
     #[arg(long, value_name = "SEED")]
     diversify: Option<u64>,
     /// Also write the instrumented module as plain wasm to this path (for inspection).
@@ -130,6 +137,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     )?;
     let variant = Variant {
         shift_stack: cli.shift_stack,
+        shift_data: cli.shift_data,
         diversify: cli.diversify,
     };
     let wasm = bad_input(

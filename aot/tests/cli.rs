@@ -161,11 +161,13 @@ fn progress_on_a_terminal() {
 #[test]
 fn a_shifted_stack_variant_is_built_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("writes-shifted.aot");
-    let input = mvvm_tests::guests_dir().join("writes.wasm");
+    let out = dir.path().join("heap_address-shifted.aot");
+    let input = mvvm_tests::guests_dir().join("heap_address.wasm");
     let args = [
         "--shift-stack",
         "4096",
+        "--shift-data",
+        "65536",
         "--diversify",
         "9",
         "--target",
@@ -175,18 +177,23 @@ fn a_shifted_stack_variant_is_built_and_says_so() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o)
-            .contains("a variant: C stack shifted by 4096 bytes, code diversified with seed 9"),
+            .contains("a variant: C stack shifted by 4096 bytes, heap shifted by 65536 bytes, code diversified with seed 9"),
         "{}",
         stderr(&o)
     );
     let bytes = std::fs::read(&out).expect("read the .aot");
-    let aot = AotFile::decode("writes-shifted.aot", &bytes).expect("an .aot");
+    let aot = AotFile::decode("heap_address-shifted.aot", &bytes).expect("an .aot");
     let variant = mvvm_aot::variant::read(&aot.wasm).expect("a variant section");
     assert_eq!(variant.shift_stack, 4096);
+    assert_eq!(variant.shift_data, 65536);
     assert_eq!(variant.diversify, Some(9));
     // A shift that breaks the stack's alignment, and a module without a named stack pointer.
     let o = mvvm_aot(&["--shift-stack", "100"], &out, &input);
     assert_clear_error(&o, BAD_INPUT, "multiple of 16");
     let o = mvvm_aot(&["--shift-stack", "4096"], &out, &demo_wat());
     assert_clear_error(&o, BAD_INPUT, "__stack_pointer");
+    // A program that never calls malloc has no heap to move.
+    let writes = mvvm_tests::guests_dir().join("writes.wasm");
+    let o = mvvm_aot(&["--shift-data", "4096"], &out, &writes);
+    assert_clear_error(&o, BAD_INPUT, "never calls malloc");
 }

@@ -621,9 +621,10 @@ fn own_lines_start_on_a_line_of_their_own() {
 #[test]
 fn inspect_shows_a_variant() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wasm = std::fs::read(mvvm_tests::guests_dir().join("writes.wasm")).expect("writes.wasm");
+    let wasm = std::fs::read(mvvm_tests::guests_dir().join("heap_address.wasm")).expect("wasm");
     let variant = mvvm_aot::variant::Variant {
         shift_stack: 2048,
+        shift_data: 65536,
         diversify: Some(7),
     };
     let shifted = dir.path().join("shifted.wasm");
@@ -643,11 +644,63 @@ fn inspect_shows_a_variant() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("variant:      C stack shifted by 2048 bytes, code diversified with seed 7"),
+        text.contains("variant:      C stack shifted by 2048 bytes, heap shifted by 65536 bytes, code diversified with seed 7"),
         "{text}"
     );
     let o = run(Command::new(MVVM).args(["inspect", "--json"]).arg(&aot));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(json["variant"]["shift_stack"], 2048);
+    assert_eq!(json["variant"]["shift_data"], 65536);
     assert_eq!(json["variant"]["diversify"], 7);
+}
+
+/// The addresses `heap_address.wasm` prints (heap, data, stack), run as the `variant` of it.
+fn addresses(dir: &std::path::Path, variant: &mvvm_aot::variant::Variant) -> [u64; 3] {
+    let wasm = std::fs::read(mvvm_tests::guests_dir().join("heap_address.wasm"))
+        .expect("heap_address.wasm");
+    let name = format!("{}-{}", variant.shift_data, variant.shift_stack);
+    let variant_wasm = dir.join(format!("{name}.wasm"));
+    let made = mvvm_aot::variant::make(&wasm, variant).expect("a variant");
+    std::fs::write(&variant_wasm, made).expect("write");
+    let aot = dir.join(format!("{name}.aot"));
+    build_aot(
+        &variant_wasm,
+        &Policy::default_counter(),
+        &[Target::Pulley64],
+        &aot,
+    );
+    let o = run(Command::new(MVVM)
+        .args(["run", "--isa", "pulley64"])
+        .arg(&aot));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let value = |key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+    };
+    [value("heap "), value("data "), value("stack ")]
+}
+
+#[test]
+fn a_shifted_heap_moves_what_malloc_returns_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = |shift_data, shift_stack| mvvm_aot::variant::Variant {
+        shift_stack,
+        shift_data,
+        diversify: None,
+    };
+    let [heap, data, stack] = addresses(dir.path(), &v(0, 0));
+    let shifted = addresses(dir.path(), &v(65552, 0));
+    assert_eq!(shifted, [heap + 65552, data, stack], "heap, data, stack");
+    let both = addresses(dir.path(), &v(4096, 1024));
+    assert_eq!(both, [heap + 4096, data, stack - 1024], "heap, data, stack");
+    // A shift that breaks alignment, and a module that is no C program.
+    let wasm = std::fs::read(mvvm_tests::guests_dir().join("heap_address.wasm")).expect("wasm");
+    let e = mvvm_aot::variant::make(&wasm, &v(100, 0)).expect_err("unaligned");
+    assert!(e.to_string().contains("multiple of 16"), "{e}");
+    let wat = wat::parse_file(demo_wat()).expect("wat");
+    let e = mvvm_aot::variant::make(&wat, &v(4096, 0)).expect_err("no stack pointer");
+    assert!(e.to_string().contains("__stack_pointer"), "{e}");
 }

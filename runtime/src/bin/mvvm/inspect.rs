@@ -233,7 +233,7 @@ fn json_aot(file: &Path, list: bool) -> Result<String> {
         "sites": {"total": info.sites.len(), "by_kind": kinds},
     });
     if let Some(v) = mvvm_aot::variant::read(&aot.wasm) {
-        value["variant"] = json!({"shift_stack": v.shift_stack, "diversify": v.diversify});
+        value["variant"] = json!({"shift_stack": v.shift_stack, "shift_data": v.shift_data, "diversify": v.diversify});
     }
     if list {
         value["functions"]["list"] = serde_json::to_value(function_list(info))?;

@@ -2,10 +2,13 @@
 //! so that an exploit which needs an absolute address can be right for at most one variant,
 //! while every variant behaves the same on benign input.
 //!
-//! Two kinds of difference, which combine: a shifted stack moves every stack address, and a
-//! diversified code section (locals shuffled, junk stores inserted, as a seed chooses) makes
-//! every function's compiled code differ in size and layout. A variant says what it is in a custom section of its own, [`SECTION`], which
-//! the transform keeps and `mvvm inspect` shows (contract/FORMAT.md, "Variant section").
+//! Three kinds of difference, which combine: a shifted stack moves every stack address, a
+//! shifted heap ([`heap`]) every address `malloc` returns, and a diversified code section (locals
+//! shuffled, junk stores inserted, as a seed chooses) makes every function's compiled code differ
+//! in size and layout. A variant says what it is in a custom section of its own, [`SECTION`],
+//! which the transform keeps and `mvvm inspect` shows (contract/FORMAT.md, "Variant section").
+
+mod heap;
 
 use wasm_encoder::reencode::{self, Reencode};
 use wasmparser::{KnownCustom, Name, Operator, Parser, Payload, TypeRef};
@@ -18,6 +21,8 @@ pub const SECTION: &str = "mvvm.variant";
 pub struct Variant {
     /// How many bytes lower the C shadow stack starts (`__stack_pointer`'s initial value).
     pub shift_stack: u32,
+    /// How many bytes higher the heap starts (the address wasm-ld gives `__heap_base`).
+    pub shift_data: u32,
     /// The seed of the semantics-preserving rewrites, if the code is diversified.
     pub diversify: Option<u64>,
 }
@@ -31,6 +36,9 @@ impl Variant {
     /// The section's contents: one `key=value` line per setting.
     fn encode(&self) -> Vec<u8> {
         let mut text = format!("shift-stack={}\n", self.shift_stack);
+        if self.shift_data != 0 {
+            text += &format!("shift-data={}\n", self.shift_data);
+        }
         if let Some(seed) = self.diversify {
             text += &format!("diversify={seed}\n");
         }
@@ -42,6 +50,9 @@ impl Variant {
         let mut parts = Vec::new();
         if self.shift_stack != 0 {
             parts.push(format!("C stack shifted by {} bytes", self.shift_stack));
+        }
+        if self.shift_data != 0 {
+            parts.push(format!("heap shifted by {} bytes", self.shift_data));
         }
         if let Some(seed) = self.diversify {
             parts.push(format!("code diversified with seed {seed}"));
@@ -56,6 +67,7 @@ impl Variant {
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("shift-stack", n)) => v.shift_stack = n.parse().ok()?,
+                Some(("shift-data", n)) => v.shift_data = n.parse().ok()?,
                 Some(("diversify", seed)) => v.diversify = Some(seed.parse().ok()?),
                 _ => {}
             }
@@ -68,7 +80,7 @@ impl Variant {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VariantError {
     /// The module has no `__stack_pointer` global it defines itself.
-    #[error("--shift-stack: the module names no __stack_pointer global it defines (build it with clang and wasm-ld, which keep the name section unless linked with -O, and without -fPIC)")]
+    #[error("--shift-stack and --shift-data need the __stack_pointer global, which this module does not name or does not define (build it with clang and wasm-ld, which keep the name section unless linked with -O, and without -fPIC)")]
     NoStackPointer,
     /// The stack pointer's initial value is not a constant.
     #[error("--shift-stack: __stack_pointer does not start at a constant")]
@@ -81,6 +93,20 @@ pub enum VariantError {
         /// Why it does not fit.
         why: String,
     },
+    /// The heap shift does not fit.
+    #[error("--shift-data {bytes}: {why}")]
+    BadDataShift {
+        /// The shift asked for.
+        bytes: u32,
+        /// Why it does not fit.
+        why: String,
+    },
+    /// The module's data does not lie below its stack, so the heap's start is unknown.
+    #[error("--shift-data: the module has data above its stack, so where its heap starts is unknown (link it without --stack-first)")]
+    DataAboveStack,
+    /// No padded reference to the heap's start was found.
+    #[error("--shift-data: found no reference to the heap's start as wasm-ld writes it (a padded i32.const); a program that never calls malloc has no heap to move, and a module rewritten after linking (wasm-opt) has lost the mark")]
+    NoHeapBase,
     /// The module is not valid wasm.
     #[error("the module cannot be read: {0}")]
     Parse(String),
@@ -200,8 +226,9 @@ impl LowerGlobal {
     }
 }
 
-/// `wasm` made into `variant`: `__stack_pointer` starts `shift_stack` bytes lower (the stack
-/// gets as much smaller), the code is rewritten as `diversify` chooses, and a [`SECTION`] says so.
+/// `wasm` made into `variant`: the heap starts `shift_data` bytes higher, `__stack_pointer`
+/// starts `shift_stack` bytes lower (the stack gets as much smaller), the code is rewritten as
+/// `diversify` chooses, and a [`SECTION`] says so.
 pub fn make(wasm: &[u8], variant: &Variant) -> Result<Vec<u8>, VariantError> {
     if variant.is_identity() {
         return Ok(wasm.to_vec());
@@ -209,10 +236,15 @@ pub fn make(wasm: &[u8], variant: &Variant) -> Result<Vec<u8>, VariantError> {
     if read(wasm).is_some() {
         return Err(VariantError::AlreadyVariant);
     }
-    // The shift first: it finds the stack pointer by its name, which a rewrite may drop.
-    let shifted = match variant.shift_stack {
+    // The heap first, since it starts where the original stack does; then the stack, found by
+    // its name, which a rewrite may drop.
+    let raised = match variant.shift_data {
         0 => wasm.to_vec(),
-        bytes => shift_stack(wasm, bytes)?,
+        bytes => heap::shift_heap(wasm, stack_start(wasm)?, bytes)?,
+    };
+    let shifted = match variant.shift_stack {
+        0 => raised,
+        bytes => shift_stack(&raised, bytes)?,
     };
     let rewritten = match variant.diversify {
         None => shifted,
@@ -227,6 +259,26 @@ pub fn make(wasm: &[u8], variant: &Variant) -> Result<Vec<u8>, VariantError> {
         data: variant.encode().into(),
     });
     Ok(module.finish())
+}
+
+/// Where `__stack_pointer` starts: its constant initial value.
+fn stack_start(wasm: &[u8]) -> Result<u32, VariantError> {
+    let parse = |e: wasmparser::BinaryReaderError| VariantError::Parse(e.to_string());
+    let (target, imported) = stack_pointer(wasm)?;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Payload::GlobalSection(section) = payload.map_err(parse)? else {
+            continue;
+        };
+        let Some(global) = section.into_iter().nth((target - imported) as usize) else {
+            break;
+        };
+        let mut ops = global.map_err(parse)?.init_expr.get_operators_reader();
+        return match (ops.read(), ops.read()) {
+            (Ok(Operator::I32Const { value }), Ok(Operator::End)) => Ok(value as u32),
+            _ => Err(VariantError::NotConstant),
+        };
+    }
+    Err(VariantError::NoStackPointer)
 }
 
 /// `wasm` with `__stack_pointer` starting `bytes` lower.
@@ -443,6 +495,7 @@ mod tests {
         assert_eq!(read(&wasm), None);
         let v = Variant {
             shift_stack: 4096,
+            shift_data: 0,
             diversify: None,
         };
         let shifted = make(&wasm, &v).expect("shift");
@@ -457,6 +510,7 @@ mod tests {
         for bytes in [8, 40000] {
             let v = Variant {
                 shift_stack: bytes,
+                shift_data: 0,
                 diversify: None,
             };
             let e = make(&wasm, &v).expect_err("refused");
@@ -466,9 +520,33 @@ mod tests {
             wat::parse_str("(module (global (mut i32) (i32.const 65536)))").expect("wat");
         let v = Variant {
             shift_stack: 16,
+            shift_data: 0,
             diversify: None,
         };
         assert_eq!(make(&nameless, &v), Err(VariantError::NoStackPointer));
+    }
+
+    #[test]
+    fn a_heap_that_cannot_be_found_is_not_shifted() {
+        let v = Variant {
+            shift_data: 4096,
+            ..Variant::default()
+        };
+        // Data above the stack: the heap's start is unknown.
+        let stack_first = wat::parse_str(
+            r#"(module (global $__stack_pointer (mut i32) (i32.const 65536)) (memory 2)
+                (data (i32.const 70000) "x"))"#,
+        )
+        .expect("wat");
+        assert_eq!(make(&stack_first, &v), Err(VariantError::DataAboveStack));
+        // The heap's start written as a compiler writes constants: no reference the linker made.
+        let unlinked = wat::parse_str(
+            r#"(module (global $__stack_pointer (mut i32) (i32.const 65536)) (memory 2)
+                (data (i32.const 1024) "x")
+                (func (export "base") (result i32) (i32.const 65536)))"#,
+        )
+        .expect("wat");
+        assert_eq!(make(&unlinked, &v), Err(VariantError::NoHeapBase));
     }
 
     #[test]
@@ -489,6 +567,7 @@ mod tests {
         .expect("wat");
         let v = |seed| Variant {
             shift_stack: 0,
+            shift_data: 0,
             diversify: Some(seed),
         };
         let a = make(&wasm, &v(1)).expect("seed 1");
