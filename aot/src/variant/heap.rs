@@ -43,10 +43,7 @@ pub(super) fn shift_heap(
         memories: 0,
         error: None,
     };
-    let mut module = wasm_encoder::Module::new();
-    raise
-        .parse_core_module(&mut module, Parser::new(0), wasm)
-        .map_err(|e| VariantError::Parse(e.to_string()))?;
+    let module = super::reencode_with(&mut raise, wasm)?;
     if let Some(e) = raise.error {
         return Err(e);
     }

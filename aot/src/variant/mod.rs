@@ -250,15 +250,24 @@ pub fn make(wasm: &[u8], variant: &Variant) -> Result<Vec<u8>, VariantError> {
         None => shifted,
         Some(seed) => diversify(&shifted, seed)?,
     };
-    let mut module = wasm_encoder::Module::new();
-    wasm_encoder::reencode::RoundtripReencoder
-        .parse_core_module(&mut module, Parser::new(0), &rewritten)
-        .map_err(|e| VariantError::Parse(e.to_string()))?;
+    let mut module = reencode_with(&mut wasm_encoder::reencode::RoundtripReencoder, &rewritten)?;
     module.section(&wasm_encoder::CustomSection {
         name: SECTION.into(),
         data: variant.encode().into(),
     });
     Ok(module.finish())
+}
+
+/// `wasm` re-encoded by `reencoder`, which rewrites what it overrides and copies the rest.
+fn reencode_with(
+    reencoder: &mut impl Reencode<Error = std::convert::Infallible>,
+    wasm: &[u8],
+) -> Result<wasm_encoder::Module, VariantError> {
+    let mut module = wasm_encoder::Module::new();
+    reencoder
+        .parse_core_module(&mut module, Parser::new(0), wasm)
+        .map_err(|e| VariantError::Parse(e.to_string()))?;
+    Ok(module)
 }
 
 /// Where `__stack_pointer` starts: its constant initial value.
@@ -290,10 +299,7 @@ fn shift_stack(wasm: &[u8], bytes: u32) -> Result<Vec<u8>, VariantError> {
         bytes,
         error: None,
     };
-    let mut module = wasm_encoder::Module::new();
-    lower
-        .parse_core_module(&mut module, Parser::new(0), wasm)
-        .map_err(|e| VariantError::Parse(e.to_string()))?;
+    let module = reencode_with(&mut lower, wasm)?;
     match lower.error {
         Some(e) => Err(e),
         None => Ok(module.finish()),
@@ -319,11 +325,7 @@ fn diversify(wasm: &[u8], seed: u64) -> Result<Vec<u8>, VariantError> {
         next_body: 0,
         junk: globals,
     };
-    let mut module = wasm_encoder::Module::new();
-    shuffler
-        .parse_core_module(&mut module, Parser::new(0), wasm)
-        .map_err(|e| VariantError::Parse(e.to_string()))?;
-    let out = module.finish();
+    let out = reencode_with(&mut shuffler, wasm)?.finish();
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(&out)
         .map_err(parse)?;
