@@ -83,7 +83,7 @@ pub enum VariantError {
     #[error("--shift-stack and --shift-data need the __stack_pointer global, which this module does not name or does not define (build it with clang and wasm-ld, which keep the name section unless linked with -O, and without -fPIC)")]
     NoStackPointer,
     /// The stack pointer's initial value is not a constant.
-    #[error("--shift-stack: __stack_pointer does not start at a constant")]
+    #[error("--shift-stack and --shift-data need __stack_pointer to start at a constant, and it does not")]
     NotConstant,
     /// The shift does not fit.
     #[error("--shift-stack {bytes}: {why}")]
@@ -102,7 +102,7 @@ pub enum VariantError {
         why: String,
     },
     /// The module's data does not lie below its stack, so the heap's start is unknown.
-    #[error("--shift-data: the module has data above its stack, so where its heap starts is unknown (link it without --stack-first)")]
+    #[error("--shift-data: the module's data does not lie below its stack at fixed addresses, so where its heap starts is unknown (link it without --stack-first and without -fPIC)")]
     DataAboveStack,
     /// No padded reference to the heap's start was found.
     #[error("--shift-data: found no reference to the heap's start as wasm-ld writes it (a padded i32.const); a program that never calls malloc has no heap to move, and a module rewritten after linking (wasm-opt) has lost the mark")]
