@@ -529,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn a_heap_that_cannot_be_found_is_not_shifted() {
+    fn a_heap_that_cannot_be_found_or_grown_is_not_shifted() {
         let v = Variant {
             shift_data: 4096,
             ..Variant::default()
@@ -549,6 +549,15 @@ mod tests {
         )
         .expect("wat");
         assert_eq!(make(&unlinked, &v), Err(VariantError::NoHeapBase));
+        // A memory that may not grow by the page the shift needs.
+        let capped = wat::parse_str(
+            r#"(module (global $__stack_pointer (mut i32) (i32.const 65536)) (memory 2 2)
+                (data (i32.const 1024) "x"))"#,
+        )
+        .expect("wat");
+        let e = make(&capped, &v).expect_err("refused");
+        assert!(matches!(e, VariantError::BadDataShift { .. }), "{e}");
+        assert!(e.to_string().contains("3 pages, more than its 2"), "{e}");
     }
 
     #[test]
