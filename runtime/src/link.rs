@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 
 /// The first bytes each side sends.
 pub const MAGIC: [u8; 8] = *b"mvvmlink";
-/// The version of the handshake and the frame layout.
-pub const VERSION: u16 = 1;
+/// The version of the handshake, the frame layout and the messages of every purpose.
+pub const VERSION: u16 = 2;
 /// The largest frame body either side accepts: larger than any single WASI call's content a
 /// 32-bit guest can make, small enough that a peer cannot ask for unbounded memory.
 pub const MAX_FRAME: usize = 1 << 30;
@@ -161,6 +161,15 @@ pub enum LinkError {
     /// The peer closed the link where a frame was expected.
     #[error("the peer at {0} closed the link")]
     Closed(SocketAddr),
+    /// Authentic frames that break the protocol of the link's purpose (for example an image
+    /// longer than announced).
+    #[error("the peer at {peer} broke the protocol: {message}")]
+    Protocol {
+        /// The peer.
+        peer: SocketAddr,
+        /// What was wrong.
+        message: String,
+    },
     /// The handshake did not finish in time.
     #[error("the peer at {0} did not finish the handshake in time")]
     Timeout(SocketAddr),
@@ -557,10 +566,10 @@ mod tests {
         h.copy_from_slice(&hello(Purpose::Mvx, &[9; TAG]));
         assert_eq!(check_hello(&h, Purpose::Mvx, peer).expect("good"), [9; TAG]);
         let mut v = h;
-        v[8] = 2;
+        v[8] = 1;
         assert!(matches!(
             check_hello(&v, Purpose::Mvx, peer),
-            Err(LinkError::Version { theirs: 2, .. })
+            Err(LinkError::Version { theirs: 1, .. })
         ));
         let mut p = h;
         p[10] = 0;

@@ -42,16 +42,24 @@ fn key_file(dir: &Path, seed: u8) -> PathBuf {
 struct Master {
     child: Child,
     addr: String,
-    /// Its stderr after the "waiting" line, as it arrives.
+    /// Its stderr after the line that says where it listens, as it arrives.
     stderr: Receiver<String>,
+    /// The lines of `stderr` read so far.
+    seen: Vec<String>,
 }
 
 impl Master {
     fn start(args: &[&str], app: &Path) -> Master {
+        Master::start_with(args, app, &[])
+    }
+
+    /// `mvvm mvx --listen 127.0.0.1:0 ARGS APP GUEST_ARGS`.
+    fn start_with(args: &[&str], app: &Path, guest_args: &[&str]) -> Master {
         let mut child = Command::new(MVVM)
             .args(["mvx", "--listen", "127.0.0.1:0"])
             .args(args)
             .arg(app)
+            .args(guest_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -66,19 +74,39 @@ impl Master {
                 }
             }
         });
-        let first = stderr
-            .recv_timeout(LIMIT)
-            .expect("the master says where it listens");
-        let addr = first
-            .rsplit(' ')
-            .next()
-            .filter(|_| first.starts_with("mvvm: mvx: waiting for"))
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_string();
+        // Log lines (-v) may come first; the address ends the line that names it.
+        let said = |l: &String| {
+            l.starts_with("mvvm: mvx: waiting for") || l.starts_with("mvvm: mvx: running;")
+        };
+        let deadline = Instant::now() + LIMIT;
+        let first = std::iter::from_fn(|| {
+            stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
+        })
+        .find(said)
+        .expect("the master says where it listens");
+        let addr = first.rsplit(' ').next().expect("an address").to_string();
         Master {
             child,
             addr,
             stderr,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for the next stderr line that holds `needle`.
+    fn line_with(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = self.stderr.recv_timeout(wait).unwrap_or_else(|_| {
+                panic!("no line with {needle:?} in:\n{}", self.seen.join("\n"))
+            });
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
         }
     }
 
@@ -89,12 +117,13 @@ impl Master {
         if let Some(mut o) = self.child.stdout.take() {
             o.read_to_string(&mut out).expect("read stdout");
         }
-        let err: Vec<String> = self.stderr.try_iter().collect();
+        let mut err = std::mem::take(&mut self.seen);
+        err.extend(self.stderr.try_iter());
         (status, out, err.join("\n"))
     }
 
     /// The stderr lines that have arrived within `wait`.
-    fn lines_within(&self, wait: Duration) -> String {
+    fn lines_within(&mut self, wait: Duration) -> String {
         let deadline = Instant::now() + wait;
         let mut got = Vec::new();
         while let Ok(line) = self
@@ -103,6 +132,7 @@ impl Master {
         {
             got.push(line);
         }
+        self.seen.extend(got.iter().cloned());
         got.join("\n")
     }
 }
@@ -131,13 +161,22 @@ fn wait_bounded(child: &mut Child) -> Option<i32> {
 
 /// `mvvm mvx-follower --connect ADDR ARGS` on `host`, run to its end (bounded).
 fn follower(host: Host, addr: &str, args: &[&str]) -> Output {
-    let mut child = mvvm(Path::new(MVVM), host)
+    finished(start_follower(host, addr, args))
+}
+
+/// `mvvm mvx-follower --connect ADDR ARGS` on `host`, started.
+fn start_follower(host: Host, addr: &str, args: &[&str]) -> Child {
+    mvvm(Path::new(MVVM), host)
         .args(["mvx-follower", "--connect", addr])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the follower");
+        .expect("spawn the follower")
+}
+
+/// A started follower's output once it ends (bounded).
+fn finished(mut child: Child) -> Output {
     wait_bounded(&mut child);
     child.wait_with_output().expect("the follower's output")
 }
@@ -156,7 +195,7 @@ fn an_aarch64_follower_under_qemu_agrees_with_a_native_master_and_a_wrong_key_is
     let dir = tempfile::tempdir().expect("tempdir");
     let writes = aot(dir.path(), "writes");
     let (key, wrong) = (key_file(dir.path(), 1), key_file(dir.path(), 2));
-    let master = Master::start(&["--key-file", path(&key)], &writes);
+    let mut master = Master::start(&["--key-file", path(&key)], &writes);
 
     let refused = follower(
         Host::Native,
@@ -287,7 +326,7 @@ fn a_tampered_frame_is_refused_and_reported_and_the_run_goes_on_with_an_honest_f
     let dir = tempfile::tempdir().expect("tempdir");
     let writes = aot(dir.path(), "writes");
     let key = key_file(dir.path(), 4);
-    let master = Master::start(&["--key-file", path(&key)], &writes);
+    let mut master = Master::start(&["--key-file", path(&key)], &writes);
     let proxy = TcpListener::bind("127.0.0.1:0").expect("bind");
     let proxy_addr = proxy.local_addr().expect("addr").to_string();
     // The follower's first frame says what it runs; one byte of its body is flipped.
@@ -349,4 +388,132 @@ fn without_a_key_only_loopback_is_allowed_and_bad_keys_are_one_clear_line() {
         .output()
         .expect("spawn");
     assert_clear_error(&o, BAD_INPUT, "MVVM_KEY: the key has 5 bytes");
+}
+
+/// What `mvvm run APP ARGS` prints, natively.
+fn single_run(app: &Path, args: &[&str]) -> String {
+    let o = Command::new(MVVM)
+        .arg("run")
+        .arg(app)
+        .args(args)
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    String::from_utf8(o.stdout).expect("text")
+}
+
+/// The event number in a line `... joined after event N, ...`.
+fn event_after(line: &str) -> u64 {
+    let after = line.split("after event ").nth(1).expect("an event");
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().expect("an event number")
+}
+
+#[test]
+fn followers_join_a_running_master_from_its_image_natively_and_on_aarch64_under_qemu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ticker = aot(dir.path(), "ticker");
+    let key = key_file(dir.path(), 5);
+    let (k, app) = (path(&key), path(&ticker));
+    let ticks = ["150", "40"];
+    let late = [
+        "-v",
+        "--key-file",
+        k,
+        "--followers",
+        "2",
+        "--join-after",
+        "0.3",
+    ];
+    let mut master = Master::start_with(&late, &ticker, &ticks);
+    // The native follower arrives before the delay is over and joins when it is; the aarch64
+    // one is started only then, so it joins later, from a later snapshot.
+    let native = start_follower(Host::Native, &master.addr, &["--key-file", k, app]);
+    let first = master.line_with("joined after event");
+    let arm = start_follower(Host::Aarch64, &master.addr, &["--key-file", k, app]);
+    let second = master.line_with("joined after event");
+    let (status, out, err) = master.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(out, single_run(&ticker, &ticks));
+    let host = std::env::consts::ARCH;
+    assert!(
+        first.contains(&format!("follower 1 (ticker.aot on {host} at 127.0.0.1:")),
+        "{first}"
+    );
+    assert!(
+        second.contains("follower 2 (ticker.aot on aarch64 at 127.0.0.1:"),
+        "{second}"
+    );
+    let (a, b) = (event_after(&first), event_after(&second));
+    assert!(0 < a && a < b, "joined after events {a} and {b}:\n{err}");
+    let events: u64 = err
+        .split(" events, on which every follower agreed")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no agreement in:\n{err}"));
+    assert!(
+        b < events,
+        "the aarch64 follower joined after the end:\n{err}"
+    );
+    for (f, seq) in [(finished(native), a), (finished(arm), b)] {
+        assert_eq!(f.status.code(), Some(0), "{}", stderr(&f));
+        assert!(
+            stderr(&f).contains(&format!("from its snapshot after event {seq}")),
+            "{}",
+            stderr(&f)
+        );
+        assert!(f.stdout.is_empty(), "a follower's output never leaves");
+    }
+}
+
+#[test]
+fn a_lost_remote_follower_frees_its_place_for_another_and_losing_the_last_one_stops_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ticker = aot(dir.path(), "ticker");
+    let app = path(&ticker);
+    let ticks = ["120", "40"];
+    let late = ["-v", "--followers", "2", "--join-after", "0.2"];
+    let mut master = Master::start_with(&late, &ticker, &ticks);
+    let mut doomed = start_follower(Host::Native, &master.addr, &[app]);
+    let kept = start_follower(Host::Native, &master.addr, &[app]);
+    master.line_with("joined after event");
+    master.line_with("joined after event");
+    doomed.kill().expect("kill a follower");
+    let _ = doomed.wait();
+    let lost = master.line_with("mvx: lost follower");
+    assert!(
+        lost.contains("closed its link without a report")
+            && lost.contains("1 follower(s) go on, and a new one may join in its place"),
+        "{lost}"
+    );
+    let third = start_follower(Host::Native, &master.addr, &[app]);
+    let joined = master.line_with("follower 3 (ticker.aot");
+    assert!(joined.contains("joined after event"), "{joined}");
+    let (status, out, err) = master.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(out, single_run(&ticker, &ticks));
+    assert!(err.contains("on which every follower agreed"), "{err}");
+    for f in [finished(kept), finished(third)] {
+        assert_eq!(f.status.code(), Some(0), "{}", stderr(&f));
+    }
+
+    // With one place, the follower lost is the last: the master must not run on unwatched.
+    let one = ["-v", "--followers", "1", "--join-after", "0.2"];
+    let mut master = Master::start_with(&one, &ticker, &ticks);
+    let mut only = start_follower(Host::Native, &master.addr, &[app]);
+    master.line_with("joined after event");
+    only.kill().expect("kill the follower");
+    let _ = only.wait();
+    let (status, out, err) = master.finish();
+    assert_eq!(status, Some(i32::from(DIVERGED)), "{err}");
+    assert!(
+        err.contains("the follower stopped without a report"),
+        "{err}"
+    );
+    let whole = single_run(&ticker, &ticks);
+    assert!(
+        whole.starts_with(&out) && out.len() < whole.len(),
+        "stopped early: {out}"
+    );
 }

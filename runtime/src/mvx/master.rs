@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{UnboundedReceiver as Receiver, UnboundedSender as Sender};
+use tokio::sync::Semaphore;
 
 /// The master's end of its link to one follower.
 pub(crate) struct Port {
@@ -23,6 +24,11 @@ pub(crate) struct Port {
     pub(crate) up: Receiver<Up>,
     /// Rung to stop a follower that is computing rather than calling.
     pub(crate) bell: Doorbell,
+    /// Why its link failed, if it did (set by a remote follower's relay).
+    pub(crate) lost: Arc<Mutex<Option<String>>>,
+    /// For a remote follower that another may replace: the places of the listener it came
+    /// through, one of which it holds until it is lost.
+    pub(crate) place: Option<Arc<Semaphore>>,
 }
 
 /// The master's call monitor.
@@ -120,11 +126,13 @@ impl MasterMonitor {
 
     /// Halts on a divergence any follower has reported, without waiting for one.
     fn check(&mut self) -> Result<(), Halt> {
-        for k in 0..self.ports.len() {
+        let mut k = 0;
+        while k < self.ports.len() {
             match self.ports[k].up.try_recv() {
                 Ok(Up::Diverged(d)) => return Err(self.diverged(k, d)),
-                Ok(Up::Agree { .. }) | Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => return Err(self.vanished(k)),
+                Ok(Up::Agree { .. }) | Err(TryRecvError::Empty) => k += 1,
+                // Let go (the next follower now has index `k`), or the run stops.
+                Err(TryRecvError::Disconnected) => self.lost(k)?,
             }
         }
         Ok(())
@@ -132,19 +140,44 @@ impl MasterMonitor {
 
     /// Waits until every follower agrees to event `seq`; halts on the first that does not.
     fn wait(&mut self, seq: u64) -> Result<(), Halt> {
-        for k in 0..self.ports.len() {
-            loop {
-                match super::receive(&mut self.ports[k].up) {
-                    Some(Up::Agree { seq: s }) if s == seq => break,
-                    // A verdict on an earlier event, sent before the follower knew it need not.
-                    Some(Up::Agree { seq: s }) if s < seq => continue,
-                    Some(Up::Agree { .. }) => return Err(self.vanished(k)),
-                    Some(Up::Diverged(d)) => return Err(self.diverged(k, d)),
-                    None => return Err(self.vanished(k)),
-                }
+        let mut k = 0;
+        while k < self.ports.len() {
+            match super::receive(&mut self.ports[k].up) {
+                Some(Up::Agree { seq: s }) if s == seq => k += 1,
+                // A verdict on an earlier event, sent before the follower knew it need not.
+                Some(Up::Agree { seq: s }) if s < seq => {}
+                Some(Up::Agree { .. }) => return Err(self.vanished(k)),
+                Some(Up::Diverged(d)) => return Err(self.diverged(k, d)),
+                None => self.lost(k)?,
             }
         }
         Ok(())
+    }
+
+    /// Follower `k` is gone without a report. One that holds a place another follower may take
+    /// is let go, and its place opened, while another follower remains to compare the master
+    /// with; otherwise the run stops, as on a divergence.
+    fn lost(&mut self, k: usize) -> Result<(), Halt> {
+        match &self.ports[k].place {
+            Some(place) if self.ports.len() > 1 => {
+                place.add_permits(1);
+                let port = self.ports.remove(k);
+                let why = port
+                    .lost
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                spdlog::warn!(
+                    "mvx: lost {} after event {} ({}); {} follower(s) go on, and a new one may join in its place",
+                    port.name,
+                    self.seq,
+                    why.as_deref().unwrap_or("it closed its link without a report"),
+                    self.ports.len()
+                );
+                Ok(())
+            }
+            _ => Err(self.vanished(k)),
+        }
     }
 
     /// Records `d`, from follower `k`, naming the follower as the master does (a remote one
@@ -163,16 +196,30 @@ impl MasterMonitor {
         Halt
     }
 
-    /// A follower whose link closed without a report (its thread or process ended).
+    /// A follower whose link closed or failed without a report (its thread or process ended,
+    /// or a frame from it did not authenticate or decode).
     fn vanished(&mut self, k: usize) -> Halt {
+        let failed = self.ports[k]
+            .lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (field, call, why) = match failed {
+            Some(why) => ("link", "(link)", why),
+            None => (
+                "follower",
+                "(gone)",
+                "the follower stopped without a report".into(),
+            ),
+        };
         let d = Divergence {
             seq: self.seq,
             follower: String::new(),
-            field: "follower".into(),
+            field: field.into(),
             master: Side::default(),
             follower_side: Side {
-                call: "(gone)".into(),
-                value: Value::Text("the follower stopped without a report".into()),
+                call: call.into(),
+                value: Value::Text(why),
                 stack: Vec::new(),
             },
         };
@@ -206,11 +253,26 @@ impl MasterMonitor {
     /// (a follower rings the master's doorbell after sending its report).
     pub(crate) fn reported(&mut self) -> Option<Box<Divergence>> {
         if self.divergence.is_none() {
+            let mut gone = None;
             for k in 0..self.ports.len() {
-                if let Ok(Up::Diverged(d)) = self.ports[k].up.try_recv() {
-                    let _ = self.diverged(k, d);
-                    break;
+                loop {
+                    match self.ports[k].up.try_recv() {
+                        Ok(Up::Diverged(d)) => {
+                            let _ = self.diverged(k, d);
+                            return self.divergence.take();
+                        }
+                        Ok(Up::Agree { .. }) => {}
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            gone = gone.or(Some(k));
+                            break;
+                        }
+                    }
                 }
+            }
+            // No report: a follower whose link failed rang, having nothing to send.
+            if let Some(k) = gone {
+                let _ = self.vanished(k);
             }
         }
         self.divergence.take()

@@ -113,7 +113,7 @@ pub struct Followers {
     pub local: Vec<Follower>,
     /// In other processes, which joined before the start.
     pub remote: Vec<remote::Remote>,
-    /// In this process, joining the running master from a snapshot.
+    /// Joining the running master from a snapshot, in this process or others.
     pub late: Option<late::Late>,
 }
 
@@ -151,14 +151,8 @@ pub fn run(
     let mut relays = Vec::new();
     let first_remote = followers.local.len() + 1;
     for (k, r) in followers.remote.into_iter().enumerate() {
-        let name = format!(
-            "follower {} ({} on {} at {})",
-            first_remote + k,
-            r.join.program,
-            r.join.isa,
-            r.peer
-        );
-        let (port, relay) = r.start(remote::Setup::of(cfg, name), cfg.doorbell.clone());
+        let setup = remote::Setup::of(cfg, r.name(first_remote + k));
+        let (port, relay) = r.start(setup, None, cfg.doorbell.clone(), None);
         ports.push(port);
         relays.push(relay);
     }
@@ -171,6 +165,7 @@ pub fn run(
         Some(l) => {
             let joined = late::run(master, cfg, monitor, l, first_remote + relays.len());
             threads.extend(joined.threads);
+            relays.extend(joined.relays);
             (joined.result, joined.monitor, Some(joined.stopped_at))
         }
     };
@@ -221,6 +216,8 @@ fn start_follower(
         down,
         up,
         bell,
+        lost: Arc::default(),
+        place: None,
     };
     Ok((port, thread))
 }

@@ -181,10 +181,12 @@ pub(crate) struct MvxArgs {
     )]
     pub(crate) followers: Vec<String>,
     /// Wait on this address for followers started elsewhere with `mvvm mvx-follower --connect`
-    /// before the master starts (port 0: the system picks one; the address is printed).
+    /// before the master starts, or, with --join-after, while it runs (port 0: the system picks
+    /// one; the address is printed).
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<String>,
-    /// With --listen: how many remote followers to wait for.
+    /// With --listen: how many remote followers to wait for (with --join-after: how many may
+    /// take part at once).
     #[arg(long = "followers", value_name = "N", default_value_t = 1, requires = "listen",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) remote_followers: u32,
@@ -192,10 +194,13 @@ pub(crate) struct MvxArgs {
     pub(crate) key: KeyArgs,
     #[command(flatten)]
     pub(crate) socket: ListenArgs,
-    /// Start the --follower variants only after the master has run this long (e.g. 1, 500ms):
-    /// the master stops at its next site for an in-memory snapshot, which each follower resumes
-    /// (the same module or a variant whose frames fit it), and from then on they are compared.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "followers")]
+    /// Start the followers only after the master has run this long (e.g. 1, 500ms): the master
+    /// starts at once and stops at its next site for an in-memory snapshot, which each follower
+    /// resumes (the same module or a variant whose frames fit it); from then on they are
+    /// compared. With --listen, remote followers may join at any time after it, each from a
+    /// snapshot taken at the master's next site, and one that is lost (its process killed, its
+    /// link broken) frees its place for another while a follower remains to compare with.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) join_after: Option<Duration>,
     /// When the master waits for its followers: output-lockstep before every call that acts on
     /// the world, so that nothing leaves unagreed; lockstep before every call; loose never (a

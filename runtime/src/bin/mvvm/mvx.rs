@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use mvvm_contract::logging::OpenLine;
 use mvvm_contract::status;
 use mvvm_runtime::link::Key;
-use mvvm_runtime::mvx::late::Late;
-use mvvm_runtime::mvx::remote::{self, Join, Network, Remote};
+use mvvm_runtime::mvx::late::{Late, LateRemote};
+use mvvm_runtime::mvx::remote::{self, Join, Listener, Network, Remote};
 use mvvm_runtime::mvx::{self, Follower, FollowerEnd, Followers, MvxOutcome, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,24 +39,30 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
         PolicyArg::Lockstep => Policy::Lockstep,
         PolicyArg::Loose => Policy::Loose,
     };
-    let network;
-    let mut remotes = Vec::new();
-    if let Some(addr) = &a.listen {
-        network = Network::new()?;
-        remotes = wait_for_followers(&network, addr, &a, followers.len(), line)?;
-    }
-    let mut followers = Followers {
-        local: followers,
-        remote: remotes,
-        late: None,
+    let network = a.listen.as_ref().map(|_| Network::new()).transpose()?;
+    let listener = match (&a.listen, &network) {
+        (Some(addr), Some(network)) => Some(listen(network, addr, &a, line)?),
+        _ => None,
     };
-    if let Some(after) = a.join_after {
-        let late = std::mem::take(&mut followers.local);
-        followers.late = Some(Late {
-            followers: late,
-            after,
-        });
-    }
+    let followers = match (a.join_after, listener) {
+        (None, None) => Followers::local(followers),
+        (None, Some(listener)) => Followers {
+            remote: wait_for_followers(&listener, a.remote_followers, followers.len())?,
+            local: followers,
+            late: None,
+        },
+        (Some(after), listener) => Followers {
+            late: Some(Late {
+                followers,
+                remote: listener.map(|listener| LateRemote {
+                    listener,
+                    places: a.remote_followers as usize,
+                }),
+                after,
+            }),
+            ..Followers::default()
+        },
+    };
     let run = mvx::run(&master, followers, &cfg, policy)?;
     match run.outcome {
         MvxOutcome::Exited(code) => {
@@ -73,29 +79,35 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
     }
 }
 
-/// Listens on `addr` until `--followers` remote followers have joined.
-fn wait_for_followers(
-    network: &Network,
-    addr: &str,
-    a: &MvxArgs,
-    locals: usize,
-    line: &OpenLine,
-) -> Result<Vec<Remote>> {
+/// Listens on `addr` for `--followers` remote followers, and says where (the address ends the
+/// line, for scripts that listen on port 0).
+fn listen(network: &Network, addr: &str, a: &MvxArgs, line: &OpenLine) -> Result<Listener> {
     let key = key(&a.key)?;
     let listener = network
         .listen(addr, key)
         .with_context(|| format!("--listen {addr}"))?;
-    let n = a.remote_followers;
     if !a.run.place.quiet {
+        let n = a.remote_followers;
         let s = if n == 1 { "" } else { "s" };
         let at = listener.local_addr();
-        line.eprintln(format_args!(
-            "mvvm: mvx: waiting for {n} follower{s} on {at}"
-        ));
+        match a.join_after {
+            None => line.eprintln(format_args!(
+                "mvvm: mvx: waiting for {n} follower{s} on {at}"
+            )),
+            Some(after) => line.eprintln(format_args!(
+                "mvvm: mvx: running; {n} follower{s} may join after {after:?} on {at}"
+            )),
+        }
     }
+    Ok(listener)
+}
+
+/// Waits until `n` remote followers have joined at `listener`; the first is numbered after
+/// the `locals`.
+fn wait_for_followers(listener: &Listener, n: u32, locals: usize) -> Result<Vec<Remote>> {
     let mut remotes = Vec::new();
     for k in 0..n as usize {
-        let r = listener.accept(network)?;
+        let r = listener.accept()?;
         spdlog::info!(
             "mvx: follower {} joined: {} on {} from {}",
             locals + k + 1,
@@ -141,8 +153,12 @@ pub(crate) fn mvx_follower(a: MvxFollowerArgs, line: &OpenLine) -> Result<u8> {
         .join(&a.connect, &key, &join)
         .with_context(|| format!("--connect {}", a.connect))?;
     if !a.quiet {
+        let from = match joined.starts_after() {
+            Some(seq) => format!(", from its snapshot after event {seq}"),
+            None => String::new(),
+        };
         line.eprintln(format_args!(
-            "mvvm: mvx-follower: joined the master at {} as {}",
+            "mvvm: mvx-follower: joined the master at {} as {}{from}",
             joined.master(),
             joined.setup.name
         ));
