@@ -74,11 +74,13 @@ pub(crate) enum Command {
     ///
     /// With --listen ADDR, followers may also run in other processes, on this host or another of
     /// any ISA, each started with `mvvm mvx-follower --connect ADDR F.aot`; the master starts
-    /// when --followers N of them have joined. Both ends hold the same key (--key-file or
-    /// MVVM_KEY), which authenticates every message; without one, only loopback is allowed.
+    /// when --followers N of them have joined, or at once with --join-after, and they join it
+    /// while it runs, from its snapshot. Both ends hold the same key (--key-file or MVVM_KEY),
+    /// which authenticates every message; without one, only loopback is allowed.
     ///
     ///   mvvm mvx --listen 0.0.0.0:7000 --key-file k app.aot     on the server
     ///   mvvm mvx-follower --connect server:7000 --key-file k app.aot   on an aarch64 box
+    ///   mvvm mvx --listen 0.0.0.0:7000 --key-file k --followers 2 --join-after 10 app.aot
     #[command(verbatim_doc_comment)]
     Mvx(MvxArgs),
     /// Run a follower variant for an `mvvm mvx --listen` master elsewhere.
