@@ -379,13 +379,7 @@ fn ticks(n: u32) -> String {
 
 /// The event after which the late followers joined, from the master's `-v` line.
 fn joined_after(stderr: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("joined after event"))
-        .unwrap_or_else(|| panic!("no join in:\n{stderr}"));
-    let after = line.split("joined after event ").nth(1).expect("a number");
-    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().expect("an event number")
+    mvvm_tests::tools::number_after(stderr, "joined after event ")
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use mvvm_contract::status::{BAD_INPUT, DIVERGED, HOST_FAILURE};
 use mvvm_contract::{Policy, Target};
-use mvvm_tests::tools::{assert_clear_error, build_aot, mvvm, stderr, Host};
+use mvvm_tests::tools::{assert_clear_error, build_aot, mvvm, number_after, stderr, Host};
 use mvvm_tests::{all_guests, guests_dir, guests_src};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -402,13 +402,6 @@ fn single_run(app: &Path, args: &[&str]) -> String {
     String::from_utf8(o.stdout).expect("text")
 }
 
-/// The event number in a line `... joined after event N, ...`.
-fn event_after(line: &str) -> u64 {
-    let after = line.split("after event ").nth(1).expect("an event");
-    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().expect("an event number")
-}
-
 #[test]
 fn followers_join_a_running_master_from_its_image_natively_and_on_aarch64_under_qemu() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -444,7 +437,10 @@ fn followers_join_a_running_master_from_its_image_natively_and_on_aarch64_under_
         second.contains("follower 2 (ticker.aot on aarch64 at 127.0.0.1:"),
         "{second}"
     );
-    let (a, b) = (event_after(&first), event_after(&second));
+    let (a, b) = (
+        number_after(&first, "after event "),
+        number_after(&second, "after event "),
+    );
     assert!(0 < a && a < b, "joined after events {a} and {b}:\n{err}");
     let events: u64 = err
         .split(" events, on which every follower agreed")

@@ -291,6 +291,18 @@ pub mod tools {
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 
+    /// The number that follows the first `marker` in `text` (e.g. the event in mvvm's line
+    /// `... joined after event 21, ...`).
+    pub fn number_after(text: &str, marker: &str) -> u64 {
+        let (_, after) = text
+            .split_once(marker)
+            .unwrap_or_else(|| panic!("no {marker:?} in:\n{text}"));
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("no number after {marker:?} in:\n{text}"))
+    }
+
     /// The demo program, `test/guests/wat/p.wat`.
     pub fn demo_wat() -> PathBuf {
         super::guests_src().join("wat/p.wat")
