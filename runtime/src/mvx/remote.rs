@@ -386,6 +386,8 @@ impl Remote {
                     Ok(None) => return,
                     Err(e) => {
                         *lock(&why) = Some(e.to_string());
+                        // Gone before the bell, so that the stopped master finds it gone.
+                        drop(up_end);
                         if !replaceable {
                             master_bell.ring();
                         }
