@@ -447,3 +447,29 @@ fn late_followers_of_a_master_without_sites_are_refused() {
     mvvm_tests::tools::assert_clear_error(&o, 126, "no checkpoint sites");
     assert!(o.stdout.is_empty(), "the master must not have run");
 }
+
+#[test]
+fn a_follower_stuck_in_a_loop_is_overdue_after_the_follower_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = wat_aot(dir.path(), "twice", &writer("(call $write_one)"));
+    let stuck = wat_aot(dir.path(), "stuck", &writer("(loop $l (br $l))"));
+    let started = Instant::now();
+    let o = Command::new(MVVM)
+        .args(["mvx", "--follower-timeout", "500ms", "--follower"])
+        .arg(&stuck)
+        .arg(&master)
+        .output()
+        .expect("spawn");
+    assert!(started.elapsed() < Duration::from_secs(30), "not bounded");
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(i32::from(DIVERGED)), "{e}");
+    // The first write agreed; the second waited for a follower that never came.
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\n");
+    for needle in [
+        "at event 2",
+        "field:    follower",
+        "did not reach event 2 within 500ms",
+    ] {
+        assert!(e.contains(needle), "{needle:?} missing from:\n{e}");
+    }
+}

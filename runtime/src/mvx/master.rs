@@ -4,7 +4,7 @@
 
 use super::event::{Answer, Down, Event, Function, Output, Up};
 use super::report::{Divergence, Side, Value};
-use super::Policy;
+use super::{Overdue, Patience, Policy};
 use crate::doorbell::Doorbell;
 use crate::wasi::calls::{self, CallClass};
 use crate::wasi::dispatch::WasiCall;
@@ -12,6 +12,7 @@ use crate::wasi::monitor::{Before, CallMonitor, Halt};
 use mvvm_contract::ModuleInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{UnboundedReceiver as Receiver, UnboundedSender as Sender};
 use tokio::sync::Semaphore;
@@ -46,6 +47,8 @@ pub(crate) struct MasterMonitor {
     pub(crate) divergence: Option<Box<Divergence>>,
     /// How followers that join while the master runs reach it.
     joiner: Joiner,
+    /// How long it waits for a follower at one event, if not for ever.
+    patience: Option<Patience>,
 }
 
 /// Where followers that join a running master ([`super::late`]) come in: their ports, admitted
@@ -73,8 +76,14 @@ impl Joiner {
 }
 
 impl MasterMonitor {
-    pub(crate) fn new(policy: Policy, ports: Vec<Port>, info: Arc<ModuleInfo>) -> MasterMonitor {
+    pub(crate) fn new(
+        policy: Policy,
+        ports: Vec<Port>,
+        info: Arc<ModuleInfo>,
+        patience: Option<Patience>,
+    ) -> MasterMonitor {
         MasterMonitor {
+            patience,
             policy,
             ports,
             info,
@@ -140,18 +149,42 @@ impl MasterMonitor {
 
     /// Waits until every follower agrees to event `seq`; halts on the first that does not.
     fn wait(&mut self, seq: u64) -> Result<(), Halt> {
+        let deadline = self.patience.as_ref().map(|p| Instant::now() + p.limit);
         let mut k = 0;
         while k < self.ports.len() {
-            match super::receive(&mut self.ports[k].up) {
-                Some(Up::Agree { seq: s }) if s == seq => k += 1,
+            let verdict = match (&self.patience, deadline) {
+                (Some(p), Some(by)) => p.receive_by(&mut self.ports[k].up, by),
+                _ => Ok(super::receive(&mut self.ports[k].up)),
+            };
+            match verdict {
+                Ok(Some(Up::Agree { seq: s })) if s == seq => k += 1,
                 // A verdict on an earlier event, sent before the follower knew it need not.
-                Some(Up::Agree { seq: s }) if s < seq => {}
-                Some(Up::Agree { .. }) => return Err(self.vanished(k)),
-                Some(Up::Diverged(d)) => return Err(self.diverged(k, d)),
-                None => self.lost(k)?,
+                Ok(Some(Up::Agree { seq: s })) if s < seq => {}
+                Ok(Some(Up::Agree { .. })) => return Err(self.vanished(k)),
+                Ok(Some(Up::Diverged(d))) => return Err(self.diverged(k, d)),
+                Ok(None) => self.lost(k)?,
+                Err(Overdue) => self.overdue(k)?,
             }
         }
         Ok(())
+    }
+
+    /// Follower `k` did not reach the master's event within the patience: lost, as one whose
+    /// link closed, except that the report says so.
+    fn overdue(&mut self, k: usize) -> Result<(), Halt> {
+        let limit = self.patience.as_ref().map(|p| p.limit).unwrap_or_default();
+        let why = format!(
+            "the follower did not reach event {} within {limit:?} (--follower-timeout)",
+            self.seq
+        );
+        if self.ports[k].place.is_some() && self.ports.len() > 1 {
+            *self.ports[k]
+                .lost
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(why);
+            return self.lost(k);
+        }
+        Err(self.gone(k, "follower", "(overdue)", why))
     }
 
     /// Follower `k` is gone without a report. One that holds a place another follower may take
@@ -204,14 +237,19 @@ impl MasterMonitor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let (field, call, why) = match failed {
-            Some(why) => ("link", "(link)", why),
-            None => (
+        match failed {
+            Some(why) => self.gone(k, "link", "(link)", why),
+            None => self.gone(
+                k,
                 "follower",
                 "(gone)",
                 "the follower stopped without a report".into(),
             ),
-        };
+        }
+    }
+
+    /// The divergence of follower `k`, which has no report of its own: `why`, in `field`.
+    fn gone(&mut self, k: usize, field: &str, call: &str, why: String) -> Halt {
         let d = Divergence {
             seq: self.seq,
             follower: String::new(),

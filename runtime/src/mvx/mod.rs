@@ -115,6 +115,9 @@ pub struct Followers {
     pub remote: Vec<remote::Remote>,
     /// Joining the running master from a snapshot, in this process or others.
     pub late: Option<late::Late>,
+    /// How long the master waits at one event for a follower before it counts the follower as
+    /// lost; `None`: without a limit.
+    pub timeout: Option<Duration>,
 }
 
 impl Followers {
@@ -156,7 +159,8 @@ pub fn run(
         ports.push(port);
         relays.push(relay);
     }
-    let monitor = MasterMonitor::new(policy, ports, master.info.clone());
+    let patience = followers.timeout.map(Patience::new).transpose()?;
+    let monitor = MasterMonitor::new(policy, ports, master.info.clone(), patience);
     let (result, mut monitor, stopped_at) = match followers.late {
         None => {
             let (result, monitor) = master.run_monitored(cfg, monitor);
@@ -331,21 +335,62 @@ fn join_bounded(threads: Vec<std::thread::JoinHandle<()>>) {
 /// variants are running.
 const SPIN: Duration = Duration::from_micros(200);
 
-/// The next message on `channel`: spun for while the sender is likely to be close behind, then
-/// waited for asleep. `None` when every sender has gone. Never called from async code: the
-/// variants run on threads of their own.
-pub(crate) fn receive<T>(channel: &mut UnboundedReceiver<T>) -> Option<T> {
+/// How long the master waits at one event for each follower, and the clock that times it.
+pub(crate) struct Patience {
+    pub(crate) limit: Duration,
+    clock: tokio::runtime::Runtime,
+}
+
+/// A follower that did not answer in time.
+pub(crate) struct Overdue;
+
+impl Patience {
+    fn new(limit: Duration) -> Result<Patience, RuntimeError> {
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| RuntimeError::Io("a clock for --follower-timeout".into(), e))?;
+        Ok(Patience { limit, clock })
+    }
+
+    /// As [`receive`], but only until `deadline`.
+    pub(crate) fn receive_by<T>(
+        &self,
+        channel: &mut UnboundedReceiver<T>,
+        deadline: Instant,
+    ) -> Result<Option<T>, Overdue> {
+        if let Some(message) = spin(channel) {
+            return Ok(message);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        // The timer must be made inside the clock's runtime.
+        self.clock
+            .block_on(async { tokio::time::timeout(left, channel.recv()).await })
+            .map_err(|_| Overdue)
+    }
+}
+
+/// The next message on `channel` if it comes within [`SPIN`]: `Some(None)` when every sender
+/// has gone, `None` if nothing came.
+fn spin<T>(channel: &mut UnboundedReceiver<T>) -> Option<Option<T>> {
     let started = Instant::now();
     loop {
         for _ in 0..64 {
             match channel.try_recv() {
-                Ok(message) => return Some(message),
-                Err(TryRecvError::Disconnected) => return None,
+                Ok(message) => return Some(Some(message)),
+                Err(TryRecvError::Disconnected) => return Some(None),
                 Err(TryRecvError::Empty) => std::hint::spin_loop(),
             }
         }
         if started.elapsed() >= SPIN {
-            return channel.blocking_recv();
+            return None;
         }
     }
+}
+
+/// The next message on `channel`: spun for while the sender is likely to be close behind, then
+/// waited for asleep. `None` when every sender has gone. Never called from async code: the
+/// variants run on threads of their own.
+pub(crate) fn receive<T>(channel: &mut UnboundedReceiver<T>) -> Option<T> {
+    spin(channel).unwrap_or_else(|| channel.blocking_recv())
 }

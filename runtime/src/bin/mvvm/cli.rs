@@ -204,6 +204,12 @@ pub(crate) struct MvxArgs {
     /// link broken) frees its place for another while a follower remains to compare with.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) join_after: Option<Duration>,
+    /// How long the master waits at one event for a follower (e.g. 30, 500ms) before it counts
+    /// the follower as lost: a remote late follower is let go while another remains, and any
+    /// other stops the run as a divergence, so that a follower stuck in a loop cannot hold the
+    /// master for ever. Default: no limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) follower_timeout: Option<Duration>,
     /// When the master waits for its followers: output-lockstep before every call that acts on
     /// the world, so that nothing leaves unagreed; lockstep before every call; loose never (a
     /// divergence is found after the master's output may have left).

@@ -44,12 +44,12 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
         (Some(addr), Some(network)) => Some(listen(network, addr, &a, line)?),
         _ => None,
     };
-    let followers = match (a.join_after, listener) {
+    let mut followers = match (a.join_after, listener) {
         (None, None) => Followers::local(followers),
         (None, Some(listener)) => Followers {
             remote: wait_for_followers(&listener, a.remote_followers, followers.len())?,
             local: followers,
-            late: None,
+            ..Followers::default()
         },
         (Some(after), listener) => Followers {
             late: Some(Late {
@@ -63,6 +63,7 @@ pub(crate) fn mvx(a: MvxArgs, line: &OpenLine) -> Result<u8> {
             ..Followers::default()
         },
     };
+    followers.timeout = a.follower_timeout;
     let run = mvx::run(&master, followers, &cfg, policy)?;
     match run.outcome {
         MvxOutcome::Exited(code) => {
